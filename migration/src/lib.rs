@@ -1,0 +1,20 @@
+//! Schema of the EntryGo intake API. Applied migrations are never edited;
+//! a change is a new file.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_accounts;
+mod m20261127_000002_create_products;
+mod m20261127_000003_create_orders;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_create_accounts::Migration),
+            Box::new(m20261127_000002_create_products::Migration),
+            Box::new(m20261127_000003_create_orders::Migration),
+        ]
+    }
+}

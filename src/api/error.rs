@@ -1,0 +1,254 @@
+//! The one JSON error envelope, for our own errors and the framework's.
+
+use poem::{IntoResponse, Response, http::StatusCode};
+use poem_openapi::{ApiResponse, Enum, Object, payload::Json};
+
+use crate::error::{AppError, Issue, Resource};
+
+/// Stable, machine-readable error codes. Clients branch on these, not on
+/// `message`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The body is not valid JSON, or a query parameter is malformed.
+    InvalidRequest,
+    /// The JSON is valid but its content is not; see `details.issues`.
+    ValidationError,
+    /// Missing, malformed, unknown or revoked API key.
+    InvalidApiKey,
+    /// The body's `accountId` is not the API key's account.
+    InvalidAccountScope,
+    /// No route at this path.
+    NotFound,
+    /// No order with this ID in the caller's account.
+    OrderNotFound,
+    /// No product with this ID in the caller's account.
+    ProductNotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// A request with this idempotency key is still running; retry later.
+    IdempotencyKeyInUse,
+    /// The body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The request body is not `application/json`.
+    UnsupportedMediaType,
+    /// This idempotency key was used for a different request.
+    IdempotencyKeyReused,
+    /// Something failed on our side; nothing was written.
+    InternalError,
+    /// The database is unreachable.
+    ServiceUnavailable,
+}
+
+/// One validation problem.
+#[derive(Object, Debug, Clone)]
+pub struct ValidationIssue {
+    /// Dotted path into the body with numeric indexes
+    /// (`items.0.items.0.productId`), or a header name (`Idempotency-Key`).
+    pub path: String,
+    /// Human-readable description.
+    pub message: String,
+    /// zod-style code: `invalid_type`, `too_small`, `too_big`,
+    /// `not_multiple_of`, `invalid_string` or `custom`.
+    pub code: String,
+}
+
+/// Machine-readable context of an error; which members appear depends on
+/// `errorCode`.
+#[derive(Object, Debug, Clone, Default)]
+#[oai(rename_all = "camelCase")]
+pub struct ErrorDetails {
+    /// `VALIDATION_ERROR`: every issue found, in document order.
+    #[oai(skip_serializing_if_is_none)]
+    pub issues: Option<Vec<ValidationIssue>>,
+    /// `INVALID_ACCOUNT_SCOPE`: the account the API key belongs to.
+    #[oai(skip_serializing_if_is_none)]
+    pub api_key_account_id: Option<String>,
+    /// `INVALID_ACCOUNT_SCOPE`: the `accountId` the body named.
+    #[oai(skip_serializing_if_is_none)]
+    pub payload_account_id: Option<String>,
+}
+
+/// The error envelope of every non-2xx response.
+#[derive(Object, Debug, Clone)]
+#[oai(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error_code: ErrorCode,
+    /// Human-readable; may change. Branch on `errorCode`.
+    pub message: String,
+    /// `VALIDATION_ERROR`: the path of the first issue.
+    #[oai(skip_serializing_if_is_none)]
+    pub field: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub details: Option<ErrorDetails>,
+}
+
+impl ErrorBody {
+    pub fn new(error_code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error_code,
+            message: message.into(),
+            field: None,
+            details: None,
+        }
+    }
+}
+
+/// Errors of the sync operations.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// `INVALID_REQUEST`: the body is not JSON. `VALIDATION_ERROR`: its
+    /// content is invalid; every issue is listed in `details.issues`.
+    /// Nothing was written.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// `INVALID_API_KEY`: missing, malformed, unknown or revoked API key.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `INVALID_ACCOUNT_SCOPE`: the body's `accountId` is not the key's account.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `IDEMPOTENCY_KEY_IN_USE`: a request with this idempotency key is still
+    /// running. Retry later with the same key.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// `PAYLOAD_TOO_LARGE`: the body exceeds the server's limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// `IDEMPOTENCY_KEY_REUSED`: this key was already used for a different
+    /// request. Use a new key for a new logical write.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// `INTERNAL_ERROR`: nothing was written; retry with the same key.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ApiError {
+    pub fn not_json() -> Self {
+        ApiError::BadRequest(Json(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "Request body is not valid JSON.",
+        )))
+    }
+
+    pub fn invalid_api_key() -> Self {
+        ApiError::Unauthorized(Json(invalid_api_key_body()))
+    }
+}
+
+fn invalid_api_key_body() -> ErrorBody {
+    ErrorBody::new(ErrorCode::InvalidApiKey, "Missing or invalid API key.")
+}
+
+fn internal_body() -> ErrorBody {
+    ErrorBody::new(ErrorCode::InternalError, "Internal error.")
+}
+
+/// The envelope of a `VALIDATION_ERROR`.
+pub fn validation_body(issues: Vec<Issue>) -> ErrorBody {
+    let field = issues
+        .first()
+        .map(|i| i.path.clone())
+        .filter(|p| !p.is_empty());
+    let issues = issues
+        .into_iter()
+        .map(|i| ValidationIssue {
+            path: i.path,
+            message: i.message,
+            code: i.code.to_owned(),
+        })
+        .collect();
+    ErrorBody {
+        error_code: ErrorCode::ValidationError,
+        message: "Request validation failed.".to_owned(),
+        field,
+        details: Some(ErrorDetails {
+            issues: Some(issues),
+            ..Default::default()
+        }),
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Invalid(issues) => ApiError::BadRequest(Json(validation_body(issues))),
+            AppError::AccountScope {
+                key_account,
+                payload_account,
+            } => ApiError::Forbidden(Json(ErrorBody {
+                error_code: ErrorCode::InvalidAccountScope,
+                message: "Payload accountId does not match API key scope.".to_owned(),
+                field: None,
+                details: Some(ErrorDetails {
+                    api_key_account_id: Some(key_account),
+                    payload_account_id: Some(payload_account),
+                    ..Default::default()
+                }),
+            })),
+            AppError::IdempotencyKeyInUse => ApiError::Conflict(Json(ErrorBody::new(
+                ErrorCode::IdempotencyKeyInUse,
+                "A request with this idempotency key is still in progress. Retry later.",
+            ))),
+            AppError::IdempotencyKeyReused => ApiError::Unprocessable(Json(ErrorBody::new(
+                ErrorCode::IdempotencyKeyReused,
+                "This idempotency key was already used with a different request.",
+            ))),
+            other => {
+                tracing::error!(error = ?other, "request failed");
+                ApiError::Internal(Json(internal_body()))
+            }
+        }
+    }
+}
+
+/// The not-found body of a resource.
+pub fn not_found_body(resource: Resource) -> ErrorBody {
+    match resource {
+        Resource::Order => ErrorBody::new(ErrorCode::OrderNotFound, "Order not found."),
+        Resource::Product => ErrorBody::new(ErrorCode::ProductNotFound, "Product not found."),
+        Resource::ApiKey => ErrorBody::new(ErrorCode::NotFound, "API key not found."),
+    }
+}
+
+/// Outermost error handler: every error that is not already one of our
+/// envelopes (routing, auth header, content type, body limit, panics)
+/// becomes one. Errors built from our `ApiResponse`s pass through untouched.
+pub async fn envelope(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let body = match status {
+        StatusCode::UNAUTHORIZED => invalid_api_key_body(),
+        StatusCode::NOT_FOUND => ErrorBody::new(ErrorCode::NotFound, "No such route."),
+        StatusCode::METHOD_NOT_ALLOWED => ErrorBody::new(
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed on this route.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ErrorBody::new(ErrorCode::PayloadTooLarge, "Request body is too large.")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorBody::new(
+            ErrorCode::UnsupportedMediaType,
+            "Send the body as application/json.",
+        ),
+        s if s.is_client_error() => ErrorBody::new(ErrorCode::InvalidRequest, err.to_string()),
+        _ => {
+            tracing::error!(error = %err, "unhandled error");
+            internal_body()
+        }
+    };
+    Json(body).with_status(status).into_response()
+}
+
+/// Response of a handler panic: logged by `CatchPanic`, answered as a 500.
+pub fn panic_response() -> Response {
+    Json(internal_body())
+        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+        .into_response()
+}

@@ -1,0 +1,104 @@
+//! The HTTP contract: poem-openapi types and thin handlers. The served spec
+//! is generated from these types.
+
+pub mod error;
+pub mod orders;
+pub mod products;
+pub mod types;
+pub mod validation;
+
+use poem_openapi::{OpenApiService, Tags};
+use std::collections::hash_map::Entry;
+
+use serde_json::Value;
+
+use crate::error::{AppError, AppResult, Issue};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Orders synced from warehouse systems, shops and agents.
+    Orders,
+    /// Products that order lines reference.
+    Products,
+}
+
+pub type Apis = (orders::OrdersApi, products::ProductsApi);
+
+/// The API with its metadata. Needs no database, so the spec can be built
+/// anywhere (`entrygo openapi`, the spec test).
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (orders::OrdersApi, products::ProductsApi),
+        "EntryGo intake API",
+        "1.0.0",
+    )
+    .description(
+        "Sync orders, and the products they reference, into EntryGo for export planning. \
+             Authenticate with `Authorization: Bearer <api-key>`. Every error is a JSON \
+             envelope `{errorCode, message, field?, details?}`; branch on `errorCode`.",
+    )
+    .server("http://localhost:3000")
+}
+
+/// The spec as served at `/openapi.json` and committed in `openapi/`.
+pub fn spec_json() -> String {
+    service().spec()
+}
+
+/// `items.N.externalId` repeated within one batch: an issue on each later
+/// occurrence.
+pub fn duplicate_external_ids(body: &Value) -> Vec<Issue> {
+    let mut first_at = std::collections::HashMap::new();
+    let mut issues = Vec::new();
+    for (i, item) in batch_items(body).enumerate() {
+        let Some(ext) = item.get("externalId").and_then(Value::as_str) else {
+            continue;
+        };
+        match first_at.entry(ext) {
+            Entry::Occupied(first) => issues.push(Issue::new(
+                format!("items.{i}.externalId"),
+                "custom",
+                format!(
+                    "Duplicate externalId in this request (first at items.{})",
+                    first.get()
+                ),
+            )),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+    issues
+}
+
+/// The elements of the body's top-level `items` array, if it is one.
+pub fn batch_items(body: &Value) -> impl Iterator<Item = &Value> {
+    body.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// The parsed request when neither the schema walk (`parsed`) nor the
+/// request-level rules (`extra`) found an issue; otherwise every issue,
+/// grouped by the order and line they concern.
+pub fn collect_issues<T>(parsed: Result<T, Vec<Issue>>, extra: Vec<Issue>) -> AppResult<T> {
+    let (parsed, mut issues) = match parsed {
+        Ok(t) => (Some(t), Vec::new()),
+        Err(issues) => (None, issues),
+    };
+    issues.extend(extra);
+    match parsed {
+        Some(t) if issues.is_empty() => Ok(t),
+        _ => {
+            // Stable: within one order or line, document order is kept.
+            issues.sort_by_cached_key(|i| {
+                i.path
+                    .split('.')
+                    .filter_map(|seg| seg.parse::<usize>().ok())
+                    .collect::<Vec<_>>()
+            });
+            Err(AppError::Invalid(issues))
+        }
+    }
+}

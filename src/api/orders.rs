@@ -1,0 +1,303 @@
+//! `/api/orders`: the sync endpoint and its wire types.
+
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json, types::Example};
+use serde_json::Value;
+
+use crate::{
+    api::{
+        ApiTags, batch_items, collect_issues, duplicate_external_ids,
+        error::ApiError,
+        types::{CountryCode, METADATA_MAX_BYTES, Metadata, Quantity, UnitValueUsd, Usd},
+        validation::ValidatedJson,
+    },
+    auth::{ApiKeyAuth, check_scope},
+    domain::{self, money},
+    error::{AppResult, Issue},
+    state::AppState,
+};
+
+/// Body of `POST /api/orders/sync`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase", example)]
+pub struct SyncOrdersRequest {
+    /// EntryGo account ID; must be the API key's account.
+    #[oai(validator(min_length = 1))]
+    pub account_id: String,
+    /// Orders to create or update (1 to 1,000), each `externalId` once.
+    #[oai(validator(min_items = 1, max_items = 1000))]
+    pub items: Vec<SyncOrderInput>,
+    /// Optional body-level idempotency key; the `Idempotency-Key` header wins
+    /// when both are present (this field is then ignored).
+    #[oai(
+        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+        skip_serializing_if_is_none
+    )]
+    pub idempotency_key: Option<String>,
+}
+
+/// One order to create or update, matched by `externalId` within the account.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct SyncOrderInput {
+    /// Your source-system order identifier.
+    #[oai(validator(min_length = 1, max_length = 255))]
+    pub external_id: String,
+    /// Two-letter ISO 3166-1 country code; lower case is accepted and stored
+    /// upper case.
+    pub destination_country: CountryCode,
+    /// Region or state.
+    #[oai(validator(max_length = 100))]
+    pub destination_region: Option<String>,
+    /// Postal code.
+    #[oai(validator(max_length = 32))]
+    pub destination_postal_code: Option<String>,
+    /// Line items (1 to 1,000); they replace the order's lines on re-sync.
+    #[oai(validator(min_items = 1, max_items = 1000))]
+    pub items: Vec<LineItem>,
+    /// Source metadata preserved with the order: a JSON object of at most
+    /// 64 KiB (compact JSON, UTF-8). Replaced on re-sync.
+    pub metadata: Option<Metadata>,
+}
+
+/// One order line, in request and response alike.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct LineItem {
+    /// Existing EntryGo product ID of your account.
+    #[oai(validator(min_length = 1))]
+    pub product_id: String,
+    /// Quantity for this product: a whole number, 1 to 1,000,000,000.
+    pub quantity: Quantity,
+    /// Unit value in USD: 0 to 1,000,000,000, at most 6 decimal places, read
+    /// exactly as written.
+    pub unit_value_usd: UnitValueUsd,
+}
+
+/// A synced EntryGo order.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct OrderView {
+    /// EntryGo order ID: use it in export planning.
+    pub id: String,
+    /// Account scope.
+    pub account_id: String,
+    /// Original source order reference.
+    pub external_id: String,
+    /// Destination country (ISO 3166-1 alpha-2, upper case).
+    pub destination_country: String,
+    /// Destination region.
+    #[oai(nullable)]
+    pub destination_region: Option<String>,
+    /// Destination postal code.
+    #[oai(nullable)]
+    pub destination_postal_code: Option<String>,
+    /// Σ quantity × unitValueUsd, in exact decimal arithmetic.
+    pub total_value_usd: Usd,
+    /// Normalized line items, in request order.
+    pub items: Vec<LineItem>,
+}
+
+/// Synced orders, in the order of the request's `items`.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct SyncOrdersResult {
+    pub data: Vec<OrderView>,
+}
+
+#[derive(ApiResponse)]
+pub enum SyncOrdersResponse {
+    /// Every order was created or updated, in one transaction.
+    #[oai(status = 200)]
+    Ok(Json<SyncOrdersResult>),
+}
+
+pub struct OrdersApi;
+
+#[OpenApi(prefix_path = "/api/orders", tag = "ApiTags::Orders")]
+impl OrdersApi {
+    /// Sync orders
+    ///
+    /// Creates or updates orders by `externalId` within the authenticated
+    /// account, replaces their line items, recalculates `totalValueUsd`, and
+    /// returns the EntryGo order IDs that export planning expects. The
+    /// request is atomic: all orders are written, or none.
+    #[oai(path = "/sync", method = "post", operation_id = "syncOrders")]
+    async fn sync(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// Idempotency key for retriable writes (1 to 255 visible ASCII
+        /// characters); wins over the body's `idempotencyKey`.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: ValidatedJson<SyncOrdersRequest>,
+    ) -> Result<SyncOrdersResponse, ApiError> {
+        let _ = idempotency_key;
+        let orders = validate(&state, &auth.0, &body).await?;
+        let synced = domain::orders::sync(&state.db, &auth.0, &orders).await?;
+        Ok(SyncOrdersResponse::Ok(Json(SyncOrdersResult {
+            data: synced.into_iter().map(OrderView::from).collect(),
+        })))
+    }
+}
+
+/// Scope (403), then every validation issue at once (400), including the
+/// rules the schema cannot state: duplicate external IDs, metadata size and
+/// products of the account.
+async fn validate(
+    state: &AppState,
+    account: &str,
+    body: &ValidatedJson<SyncOrdersRequest>,
+) -> AppResult<Vec<domain::orders::OrderInput>> {
+    check_scope(account, body.raw())?;
+    let mut extra = duplicate_external_ids(body.raw());
+    extra.extend(oversized_metadata(body.raw()));
+    extra.extend(unknown_products(state, account, body.raw()).await?);
+    let request = collect_issues(body.validate(), extra)?;
+    Ok(request.items.into_iter().map(Into::into).collect())
+}
+
+fn oversized_metadata(body: &Value) -> Vec<Issue> {
+    batch_items(body)
+        .enumerate()
+        .filter_map(|(i, order)| {
+            let metadata = order.get("metadata").filter(|m| m.is_object())?;
+            let size = serde_json::to_vec(metadata).map_or(usize::MAX, |v| v.len());
+            (size > METADATA_MAX_BYTES).then(|| {
+                Issue::new(
+                    format!("items.{i}.metadata"),
+                    "too_big",
+                    format!("Metadata must be at most {METADATA_MAX_BYTES} bytes as compact JSON"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Line items whose `productId` names no product of the account.
+async fn unknown_products(state: &AppState, account: &str, body: &Value) -> AppResult<Vec<Issue>> {
+    let refs: Vec<(String, &str)> = batch_items(body)
+        .enumerate()
+        .flat_map(|(i, order)| {
+            batch_items(order).enumerate().filter_map(move |(j, line)| {
+                let id = line.get("productId")?.as_str().filter(|s| !s.is_empty())?;
+                Some((format!("items.{i}.items.{j}.productId"), id))
+            })
+        })
+        .collect();
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<&str> = refs.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let unknown = domain::products::unknown_ids(&state.db, account, &ids).await?;
+    Ok(refs
+        .into_iter()
+        .filter(|(_, id)| unknown.contains(*id))
+        .map(|(path, id)| {
+            Issue::new(
+                path,
+                "custom",
+                format!("Unknown productId {id} in this account"),
+            )
+        })
+        .collect())
+}
+
+impl From<SyncOrderInput> for domain::orders::OrderInput {
+    fn from(o: SyncOrderInput) -> Self {
+        Self {
+            external_id: o.external_id,
+            destination_country: o.destination_country.0,
+            destination_region: o.destination_region,
+            destination_postal_code: o.destination_postal_code,
+            metadata: o.metadata.map(|m| Value::Object(m.0)),
+            lines: o
+                .items
+                .into_iter()
+                .map(|l| domain::orders::LineInput {
+                    product_id: l.product_id,
+                    quantity: l.quantity.0,
+                    unit_value_micros: money::to_micros(l.unit_value_usd.0)
+                        .expect("validated: at most 6 decimal places, at most 1e9"),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<domain::orders::Order> for OrderView {
+    fn from(o: domain::orders::Order) -> Self {
+        Self {
+            id: o.id,
+            account_id: o.account_id,
+            external_id: o.external_id,
+            destination_country: o.destination_country,
+            destination_region: o.destination_region,
+            destination_postal_code: o.destination_postal_code,
+            total_value_usd: Usd(o.total_value_usd),
+            items: o
+                .lines
+                .into_iter()
+                .map(|l| LineItem {
+                    product_id: l.product_id,
+                    quantity: Quantity(l.quantity),
+                    unit_value_usd: UnitValueUsd(money::from_micros(l.unit_value_micros)),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn seed_lines() -> Vec<LineItem> {
+    vec![
+        LineItem {
+            product_id: "prod_hoodie_001".into(),
+            quantity: Quantity(2),
+            unit_value_usd: UnitValueUsd(110.into()),
+        },
+        LineItem {
+            product_id: "prod_cap_002".into(),
+            quantity: Quantity(1),
+            unit_value_usd: UnitValueUsd(35.into()),
+        },
+    ]
+}
+
+/// The public docs' request example.
+impl Example for SyncOrdersRequest {
+    fn example() -> Self {
+        let metadata = serde_json::json!({"source": "warehouse-wms", "wave": "wave-17"});
+        Self {
+            account_id: "acc_123".into(),
+            items: vec![SyncOrderInput {
+                external_id: "wms-order-1001".into(),
+                destination_country: CountryCode("US".into()),
+                destination_region: Some("CA".into()),
+                destination_postal_code: Some("94105".into()),
+                items: seed_lines(),
+                metadata: metadata.as_object().cloned().map(Metadata),
+            }],
+            idempotency_key: None,
+        }
+    }
+}
+
+/// The public docs' response example.
+impl Example for SyncOrdersResult {
+    fn example() -> Self {
+        Self {
+            data: vec![OrderView {
+                id: "ord_123".into(),
+                account_id: "acc_123".into(),
+                external_id: "wms-order-1001".into(),
+                destination_country: "US".into(),
+                destination_region: Some("CA".into()),
+                destination_postal_code: Some("94105".into()),
+                total_value_usd: Usd(255.into()),
+                items: seed_lines(),
+            }],
+        }
+    }
+}

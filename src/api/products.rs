@@ -1,0 +1,184 @@
+//! `/api/products`: the sync endpoint and its wire types.
+
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json, types::Example};
+
+use crate::{
+    api::{
+        ApiTags, collect_issues, duplicate_external_ids, error::ApiError, types::CountryCode,
+        validation::ValidatedJson,
+    },
+    auth::{ApiKeyAuth, check_scope},
+    domain,
+    error::AppResult,
+    state::AppState,
+};
+
+/// Body of `POST /api/products/sync`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase", example)]
+pub struct SyncProductsRequest {
+    /// EntryGo account ID; must be the API key's account.
+    #[oai(validator(min_length = 1))]
+    pub account_id: String,
+    /// Products to create or update (1 to 1,000), each `externalId` once.
+    #[oai(validator(min_items = 1, max_items = 1000))]
+    pub items: Vec<SyncProductInput>,
+    /// Optional body-level idempotency key; the `Idempotency-Key` header wins
+    /// when both are present (this field is then ignored).
+    #[oai(
+        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+        skip_serializing_if_is_none
+    )]
+    pub idempotency_key: Option<String>,
+}
+
+/// One product to create or update, matched by `externalId` (your SKU)
+/// within the account. A re-sync replaces every field: an optional field
+/// left out becomes `null`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct SyncProductInput {
+    /// Your SKU.
+    #[oai(validator(min_length = 1, max_length = 255))]
+    pub external_id: String,
+    /// Product name.
+    #[oai(validator(min_length = 1, max_length = 255))]
+    pub name: String,
+    /// Harmonized System code: 6 to 10 digits.
+    #[oai(validator(pattern = "^[0-9]{6,10}$"))]
+    pub hs_code: Option<String>,
+    /// Country of origin (ISO 3166-1 alpha-2); stored upper case.
+    pub country_of_origin: Option<CountryCode>,
+    /// Customs description, at most 2,000 characters.
+    #[oai(validator(max_length = 2000))]
+    pub description: Option<String>,
+}
+
+/// A synced EntryGo product.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct ProductView {
+    /// EntryGo product ID: reference it as `productId` on order lines.
+    pub id: String,
+    /// Account scope.
+    pub account_id: String,
+    /// Your SKU.
+    pub external_id: String,
+    pub name: String,
+    #[oai(nullable)]
+    pub hs_code: Option<String>,
+    #[oai(nullable)]
+    pub country_of_origin: Option<String>,
+    #[oai(nullable)]
+    pub description: Option<String>,
+}
+
+/// Synced products, in the order of the request's `items`.
+#[derive(Object, Debug)]
+#[oai(example)]
+pub struct SyncProductsResult {
+    pub data: Vec<ProductView>,
+}
+
+#[derive(ApiResponse)]
+pub enum SyncProductsResponse {
+    /// Every product was created or updated, in one transaction.
+    #[oai(status = 200)]
+    Ok(Json<SyncProductsResult>),
+}
+
+pub struct ProductsApi;
+
+#[OpenApi(prefix_path = "/api/products", tag = "ApiTags::Products")]
+impl ProductsApi {
+    /// Sync products
+    ///
+    /// Creates or updates products by `externalId` within the authenticated
+    /// account and returns their EntryGo product IDs, which order lines
+    /// reference as `productId`. Atomic: all products are written, or none.
+    #[oai(path = "/sync", method = "post", operation_id = "syncProducts")]
+    async fn sync(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// Idempotency key for retriable writes (1 to 255 visible ASCII
+        /// characters); wins over the body's `idempotencyKey`.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: ValidatedJson<SyncProductsRequest>,
+    ) -> Result<SyncProductsResponse, ApiError> {
+        let _ = idempotency_key;
+        let products = validate(&auth.0, &body)?;
+        let synced = domain::products::sync(&state.db, &auth.0, &products).await?;
+        Ok(SyncProductsResponse::Ok(Json(SyncProductsResult {
+            data: synced.into_iter().map(ProductView::from).collect(),
+        })))
+    }
+}
+
+fn validate(
+    account: &str,
+    body: &ValidatedJson<SyncProductsRequest>,
+) -> AppResult<Vec<domain::products::ProductInput>> {
+    check_scope(account, body.raw())?;
+    let request = collect_issues(body.validate(), duplicate_external_ids(body.raw()))?;
+    Ok(request.items.into_iter().map(Into::into).collect())
+}
+
+impl From<SyncProductInput> for domain::products::ProductInput {
+    fn from(p: SyncProductInput) -> Self {
+        Self {
+            external_id: p.external_id,
+            name: p.name,
+            hs_code: p.hs_code,
+            country_of_origin: p.country_of_origin.map(|c| c.0),
+            description: p.description,
+        }
+    }
+}
+
+impl From<domain::products::Product> for ProductView {
+    fn from(p: domain::products::Product) -> Self {
+        Self {
+            id: p.id,
+            account_id: p.account_id,
+            external_id: p.external_id,
+            name: p.name,
+            hs_code: p.hs_code,
+            country_of_origin: p.country_of_origin,
+            description: p.description,
+        }
+    }
+}
+
+impl Example for SyncProductsRequest {
+    fn example() -> Self {
+        Self {
+            account_id: "acc_123".into(),
+            items: vec![SyncProductInput {
+                external_id: "hoodie-001".into(),
+                name: "Hoodie".into(),
+                hs_code: Some("610220".into()),
+                country_of_origin: Some(CountryCode("PT".into())),
+                description: Some("Men's cotton hooded sweatshirt".into()),
+            }],
+            idempotency_key: None,
+        }
+    }
+}
+
+impl Example for SyncProductsResult {
+    fn example() -> Self {
+        Self {
+            data: vec![ProductView {
+                id: "prod_hoodie_001".into(),
+                account_id: "acc_123".into(),
+                external_id: "hoodie-001".into(),
+                name: "Hoodie".into(),
+                hs_code: Some("610220".into()),
+                country_of_origin: Some("PT".into()),
+                description: Some("Men's cotton hooded sweatshirt".into()),
+            }],
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Path-aware validation driven by the OpenAPI schema of the request type.
+//!
+//! poem-openapi's own JSON parsing stops at the first problem and names no
+//! path (poem#195). `ValidatedJson<T>` keeps the body as a `Value`, walks it
+//! against `T`'s registered schema collecting every issue with its dotted
+//! path, and only then parses `T`. The schema is the one the spec serves,
+//! so the documentation and the validator cannot drift apart.
+
+use std::{
+    any::TypeId,
+    collections::HashMap,
+    marker::PhantomData,
+    str::FromStr,
+    sync::{LazyLock, RwLock},
+};
+
+use poem::{Request, RequestBody};
+use poem_openapi::{
+    payload::{Json, ParsePayload, Payload},
+    registry::{MetaSchema, MetaSchemaRef, Registry},
+    types::{ParseFromJSON, Type},
+};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::{api::error::ApiError, error::Issue};
+
+/// Largest accepted request body, in bytes. Put on the route as data.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Format of strings holding an assigned ISO 3166-1 alpha-2 code.
+pub const COUNTRY_FORMAT: &str = "iso3166-alpha2";
+
+/// A JSON request body whose schema is `T`'s, validated by [`Self::validate`].
+pub struct ValidatedJson<T> {
+    raw: Value,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> ValidatedJson<T> {
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+
+    pub fn raw_mut(&mut self) -> &mut Value {
+        &mut self.raw
+    }
+}
+
+impl<T: Type + ParseFromJSON + 'static> ValidatedJson<T> {
+    /// Every issue the schema finds, or the parsed body when there is none.
+    pub fn validate(&self) -> Result<T, Vec<Issue>> {
+        let issues = schema_issues::<T>(&self.raw);
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        // The walk covers everything the parser checks, so a failure here
+        // means the two disagree: report it rather than panic.
+        T::parse_from_json(Some(self.raw.clone()))
+            .map_err(|e| vec![Issue::new("", "custom", e.into_message())])
+    }
+}
+
+impl<T: Type> Payload for ValidatedJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn check_content_type(content_type: &str) -> bool {
+        <Json<T> as Payload>::check_content_type(content_type)
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry)
+    }
+}
+
+impl<T: Type + ParseFromJSON> ParsePayload for ValidatedJson<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(req: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let limit = req.data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let bytes = body.take()?.into_bytes_limit(limit).await?;
+        let raw = serde_json::from_slice(&bytes).map_err(|_| ApiError::not_json())?;
+        Ok(Self {
+            raw,
+            _t: PhantomData,
+        })
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(ValidatedJson<T>, T: Type + ParseFromJSON);
+
+/// The registry `T` fills, built once per type: the walk resolves `$ref`s in it.
+fn registry_of<T: Type + 'static>() -> &'static Registry {
+    static CACHE: LazyLock<RwLock<HashMap<TypeId, &'static Registry>>> =
+        LazyLock::new(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(reg) = CACHE.read().expect("registry cache").get(&id) {
+        return reg;
+    }
+    let mut reg = Registry::new();
+    T::register(&mut reg);
+    let reg: &'static Registry = Box::leak(Box::new(reg));
+    *CACHE
+        .write()
+        .expect("registry cache")
+        .entry(id)
+        .or_insert(reg)
+}
+
+/// Every issue of `value` against `T`'s schema, in document order.
+pub fn schema_issues<T: Type + 'static>(value: &Value) -> Vec<Issue> {
+    let mut walker = Walker {
+        registry: registry_of::<T>(),
+        path: Vec::new(),
+        issues: Vec::new(),
+    };
+    walker.check(&T::schema_ref(), value);
+    walker.issues
+}
+
+/// Appends a dotted path segment.
+pub fn join(path: &str, seg: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        seg.to_string()
+    } else {
+        format!("{path}.{seg}")
+    }
+}
+
+struct Walker {
+    registry: &'static Registry,
+    path: Vec<String>,
+    issues: Vec<Issue>,
+}
+
+impl Walker {
+    fn push(&mut self, code: &'static str, message: impl Into<String>) {
+        self.issues
+            .push(Issue::new(self.path.join("."), code, message));
+    }
+
+    fn resolve<'a>(&self, schema: &'a MetaSchemaRef) -> &'a MetaSchema {
+        let registry: &'static Registry = self.registry;
+        match schema {
+            MetaSchemaRef::Inline(s) => s,
+            MetaSchemaRef::Reference(name) => registry
+                .schemas
+                .get(name)
+                .unwrap_or_else(|| panic!("schema {name} is not registered")),
+        }
+    }
+
+    fn check(&mut self, schema: &MetaSchemaRef, value: &Value) {
+        let s = self.resolve(schema);
+        if !s.all_of.is_empty() {
+            // A field's own constraints on a referenced type: `allOf: [$ref, {…}]`,
+            // where the second member repeats the constraints of `s` itself.
+            for part in &s.all_of {
+                self.check(part, value);
+            }
+            return;
+        }
+        match s.ty {
+            "object" => self.check_object(s, value),
+            "array" => self.check_array(s, value),
+            "string" => self.check_string(s, value),
+            "integer" | "number" => self.check_number(s, value),
+            "boolean" if !value.is_boolean() => self.type_mismatch("boolean", value),
+            _ => {}
+        }
+    }
+
+    fn type_mismatch(&mut self, expected: &str, value: &Value) {
+        let received = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        self.push(
+            "invalid_type",
+            format!("Expected {expected}, received {received}"),
+        );
+    }
+
+    fn check_object(&mut self, s: &MetaSchema, value: &Value) {
+        let Value::Object(map) = value else {
+            return self.type_mismatch("object", value);
+        };
+        for (name, prop) in &s.properties {
+            let required = s.required.contains(name);
+            self.path.push((*name).to_owned());
+            match map.get(*name) {
+                None if required => self.push("invalid_type", "Required"),
+                None => {}
+                Some(Value::Null) if !required => {}
+                Some(child) => self.check(prop, child),
+            }
+            self.path.pop();
+        }
+    }
+
+    fn check_array(&mut self, s: &MetaSchema, value: &Value) {
+        let Value::Array(items) = value else {
+            return self.type_mismatch("array", value);
+        };
+        if let Some(min) = s.min_items.filter(|&m| items.len() < m) {
+            self.push(
+                "too_small",
+                format!("Array must contain at least {min} element(s)"),
+            );
+        }
+        if let Some(max) = s.max_items.filter(|&m| items.len() > m) {
+            self.push(
+                "too_big",
+                format!("Array must contain at most {max} element(s)"),
+            );
+        }
+        if let Some(item_schema) = &s.items {
+            for (i, item) in items.iter().enumerate() {
+                self.path.push(i.to_string());
+                self.check(item_schema, item);
+                self.path.pop();
+            }
+        }
+    }
+
+    fn check_string(&mut self, s: &MetaSchema, value: &Value) {
+        let Value::String(text) = value else {
+            return self.type_mismatch("string", value);
+        };
+        let len = text.chars().count();
+        if let Some(min) = s.min_length.filter(|&m| len < m) {
+            self.push(
+                "too_small",
+                format!("String must contain at least {min} character(s)"),
+            );
+        }
+        if let Some(max) = s.max_length.filter(|&m| len > m) {
+            self.push(
+                "too_big",
+                format!("String must contain at most {max} character(s)"),
+            );
+        }
+        if let Some(pattern) = &s.pattern
+            && !regex_for(pattern).is_match(text)
+        {
+            self.push(
+                "invalid_string",
+                format!("String must match the pattern {pattern}"),
+            );
+        } else if s.format == Some(COUNTRY_FORMAT) && celes::Country::from_alpha2(text).is_err() {
+            self.push(
+                "invalid_string",
+                "Expected an ISO 3166-1 alpha-2 country code",
+            );
+        }
+    }
+
+    fn check_number(&mut self, s: &MetaSchema, value: &Value) {
+        let Value::Number(n) = value else {
+            let expected = if s.ty == "integer" {
+                "integer"
+            } else {
+                "number"
+            };
+            return self.type_mismatch(expected, value);
+        };
+        let Some(d) = exact_decimal(n) else {
+            // Beyond Decimal's 28 significant digits: far out of every range
+            // we accept, or finer than any precision we keep.
+            let magnitude = n.to_string().parse::<f64>().map_or(f64::INFINITY, f64::abs);
+            return if magnitude >= 1.0 {
+                self.push("too_big", "Number is too large")
+            } else {
+                self.push("not_multiple_of", "Number has too many decimal places")
+            };
+        };
+        if s.ty == "integer" && !d.fract().is_zero() {
+            return self.push("invalid_type", "Expected integer, received float");
+        }
+        if let Some(min) = s.minimum.map(decimal_of)
+            && d < min
+        {
+            self.push(
+                "too_small",
+                format!("Number must be greater than or equal to {min}"),
+            );
+        }
+        if let Some(max) = s.maximum.map(decimal_of)
+            && d > max
+        {
+            self.push(
+                "too_big",
+                format!("Number must be less than or equal to {max}"),
+            );
+        }
+        if let Some(step) = s.multiple_of.map(decimal_of)
+            && !(d % step).is_zero()
+        {
+            let places = step.scale();
+            self.push(
+                "not_multiple_of",
+                format!("Number must have at most {places} decimal places"),
+            );
+        }
+    }
+}
+
+/// The exact value of a JSON number, read from its literal text
+/// (`serde_json/arbitrary_precision` keeps it): `1.5e2` is 150, `0.1` is 0.1.
+pub fn exact_decimal(n: &serde_json::Number) -> Option<Decimal> {
+    let text = n.to_string();
+    if text.contains(['e', 'E']) {
+        Decimal::from_scientific(&text).ok()
+    } else {
+        Decimal::from_str_exact(&text).ok()
+    }
+}
+
+/// Schema bounds are `f64` in poem-openapi; ours are short decimals, which
+/// `Display` prints exactly (`1e-6` as `0.000001`).
+fn decimal_of(f: f64) -> Decimal {
+    Decimal::from_str(&f.to_string()).expect("schema bound is a plain decimal")
+}
+
+fn regex_for(pattern: &str) -> regex::Regex {
+    static CACHE: LazyLock<RwLock<HashMap<String, regex::Regex>>> = LazyLock::new(Default::default);
+    if let Some(re) = CACHE.read().expect("regex cache").get(pattern) {
+        return re.clone();
+    }
+    let re = regex::Regex::new(pattern).expect("schema pattern is a valid regex");
+    CACHE
+        .write()
+        .expect("regex cache")
+        .insert(pattern.to_owned(), re.clone());
+    re
+}

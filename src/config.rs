@@ -1,0 +1,118 @@
+//! Command line and environment: the operator's whole interface.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The default SQLite database: a file in the working directory, created on
+/// first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://entrygo.db";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "entrygo",
+    version,
+    about = "EntryGo intake API: order and product sync"
+)]
+pub struct Cli {
+    /// Database to use: `sqlite://PATH` (created if missing) or
+    /// `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve the API (the default command).
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Apply pending migrations.
+    Migrate,
+    /// Print the OpenAPI document the server serves.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account and its first API key; prints `{"accountId","apiKey"}`.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Account ID to use (`acc_…`); a new one is made when absent.
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a further API key; prints `{"keyId","apiKey"}`.
+    Create {
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a key at once, on every running instance.
+    Revoke {
+        #[arg(value_name = "KEY_ID")]
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "ENTRYGO_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Ensure a demo account `acc_123` with products `prod_hoodie_001` and
+    /// `prod_cap_002`, print a fresh demo API key, then serve.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Log format.
+    #[arg(long, env = "ENTRYGO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ENTRYGO_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "ENTRYGO_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: u32,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:3000".parse().expect("valid address"),
+            demo: false,
+            log_format: LogFormat::Text,
+            body_limit: 16 * 1024 * 1024,
+            db_pool_size: 8,
+        }
+    }
+}
+
+/// Everything `Application::build` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub serve: ServeArgs,
+}

@@ -1,0 +1,129 @@
+//! Persistence: connections, the write gate, and set-based queries per
+//! resource. Functions here take `&impl ConnectionTrait` and never open
+//! transactions of their own; `domain/` does.
+
+pub mod accounts;
+pub mod entities;
+pub mod orders;
+pub mod products;
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How long a SQLite writer waits for another process's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection pool, plus (on SQLite) the gate that serialises this
+/// process's writers.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+impl Db {
+    /// Connects; a `sqlite://` file that does not exist yet is created.
+    ///
+    /// SQLite runs in WAL mode (readers never block the writer) with
+    /// `synchronous=NORMAL`: a committed transaction survives a process
+    /// crash; a power loss may drop the last commits, never corrupt the file.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, DbErr> {
+        let mut opts = ConnectOptions::new(url);
+        opts.sqlx_logging(false)
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        let conn = sea_orm::Database::connect(opts).await?;
+        let write_gate = (conn.get_database_backend() == DbBackend::Sqlite).then(Default::default);
+        Ok(Self { conn, write_gate })
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Opens a read-write transaction.
+    ///
+    /// SQLite allows one writer at a time. A deferred transaction that reads
+    /// and then writes can fail with SQLITE_BUSY at once when another writer
+    /// got in between, which no busy timeout cures; so writers queue on an
+    /// in-process gate and take the write lock up front (`BEGIN IMMEDIATE`),
+    /// where other processes sharing the file wait on the busy timeout.
+    /// PostgreSQL needs neither: row locks and `ON CONFLICT` order writers.
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let txn = self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+}
+
+/// A write transaction; dropping it without `commit` rolls it back.
+pub struct WriteTxn {
+    // Declared first so the transaction ends before the gate opens.
+    txn: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+/// True for failures that a fresh attempt of the same transaction can
+/// clear: PostgreSQL deadlocks and serialisation failures, SQLite's busy.
+pub fn is_transient(err: &DbErr) -> bool {
+    let db_err = match err {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => e.as_database_error(),
+        _ => None,
+    };
+    db_err
+        .and_then(|e| e.code())
+        .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "5" | "517"))
+}
+
+/// Rows per multi-row statement, kept under SQLite's 32,766 bound
+/// parameters (and PostgreSQL's 65,535) for a table of `columns` columns.
+pub fn chunk_rows(columns: usize) -> usize {
+    (30_000 / columns.max(1)).max(1)
+}
+
+/// Runs `ConnectionTrait::ping`: is the database reachable?
+pub async fn ping(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    conn.execute_unprepared("SELECT 1").await.map(|_| ())
+}

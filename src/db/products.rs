@@ -1,0 +1,92 @@
+//! Product queries, set-based like the orders'.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::OnConflict,
+};
+
+use crate::{
+    db::{chunk_rows, entities::products},
+    domain::{new_id, products::ProductInput},
+};
+
+/// Inserts new products and replaces existing ones by (account,
+/// externalId); returns the stable ID of each, in the order of `inputs`.
+pub async fn upsert(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    inputs: &[ProductInput],
+) -> Result<Vec<String>, DbErr> {
+    let now = chrono::Utc::now().fixed_offset();
+    let mut rows: Vec<(&str, products::ActiveModel)> = inputs
+        .iter()
+        .map(|p| {
+            let row = products::ActiveModel {
+                id: Set(new_id("prod")),
+                account_id: Set(account.to_owned()),
+                external_id: Set(p.external_id.clone()),
+                name: Set(p.name.clone()),
+                hs_code: Set(p.hs_code.clone()),
+                country_of_origin: Set(p.country_of_origin.clone()),
+                description: Set(p.description.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            };
+            (p.external_id.as_str(), row)
+        })
+        .collect();
+    // One lock order for every writer: no deadlocks between batches.
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+
+    let on_conflict =
+        OnConflict::columns([products::Column::AccountId, products::Column::ExternalId])
+            .update_columns([
+                products::Column::Name,
+                products::Column::HsCode,
+                products::Column::CountryOfOrigin,
+                products::Column::Description,
+                products::Column::UpdatedAt,
+            ])
+            .to_owned();
+    let mut ids: HashMap<String, String> = HashMap::with_capacity(inputs.len());
+    let rows: Vec<products::ActiveModel> = rows.into_iter().map(|(_, row)| row).collect();
+    for chunk in rows.chunks(chunk_rows(9)) {
+        let stored = products::Entity::insert_many(chunk.to_vec())
+            .on_conflict(on_conflict.clone())
+            .exec_with_returning(conn)
+            .await?;
+        ids.extend(stored.into_iter().map(|m| (m.external_id, m.id)));
+    }
+    inputs
+        .iter()
+        .map(|p| {
+            ids.remove(&p.external_id).ok_or_else(|| {
+                DbErr::RecordNotFound(format!("product {} after upsert", p.external_id))
+            })
+        })
+        .collect()
+}
+
+/// The subset of `ids` that are products of `account`.
+pub async fn existing_ids(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    ids: &[&str],
+) -> Result<HashSet<String>, DbErr> {
+    let mut found = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(chunk_rows(1)) {
+        let rows: Vec<String> = products::Entity::find()
+            .select_only()
+            .column(products::Column::Id)
+            .filter(products::Column::AccountId.eq(account))
+            .filter(products::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}

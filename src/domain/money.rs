@@ -1,0 +1,78 @@
+//! Exact USD arithmetic. Amounts are `rust_decimal::Decimal` read from the
+//! JSON literal (never through f64); unit values are stored as i64
+//! micro-dollars, totals as decimal text because Σ quantity × unit can
+//! exceed what an i64 of micro-dollars holds.
+
+use rust_decimal::Decimal;
+
+/// Decimal places a unit value may carry.
+pub const USD_SCALE: u32 = 6;
+
+/// A unit value as micro-dollars. `None` when it has more than six decimal
+/// places or does not fit (callers validate first, so that is a bug).
+pub fn to_micros(amount: Decimal) -> Option<i64> {
+    let scaled = amount.checked_mul(Decimal::from(1_000_000))?;
+    if !scaled.fract().is_zero() {
+        return None;
+    }
+    i64::try_from(scaled).ok()
+}
+
+pub fn from_micros(micros: i64) -> Decimal {
+    Decimal::new(micros, USD_SCALE).normalize()
+}
+
+/// Σ quantity × unit value, exact. `None` only on overflow of Decimal's
+/// 96-bit mantissa, which validated input (≤ 1,000 lines of ≤ 1e9 × ≤ 1e9
+/// with 6 decimals) cannot reach.
+pub fn total<I: IntoIterator<Item = (i64, i64)>>(lines: I) -> Option<Decimal> {
+    let mut sum = Decimal::ZERO;
+    for (quantity, unit_micros) in lines {
+        let line = Decimal::from(quantity).checked_mul(Decimal::new(unit_micros, USD_SCALE))?;
+        sum = sum.checked_add(line)?;
+    }
+    Some(sum.normalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn micros(s: &str) -> i64 {
+        to_micros(Decimal::from_str(s).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn totals_are_exact_decimals() {
+        let t = total([(3, micros("19.99")), (1, micros("0.1")), (1, micros("0.2"))]).unwrap();
+        assert_eq!(t.to_string(), "60.27");
+        assert_eq!(
+            total([(1, micros("0.1")), (1, micros("0.2"))])
+                .unwrap()
+                .to_string(),
+            "0.3"
+        );
+        assert_eq!(
+            total([(2, micros("110")), (1, micros("35"))])
+                .unwrap()
+                .to_string(),
+            "255"
+        );
+    }
+
+    #[test]
+    fn the_largest_valid_order_does_not_overflow() {
+        let max = micros("1000000000");
+        let t = total(std::iter::repeat_n((1_000_000_000, max), 1000)).unwrap();
+        assert_eq!(t.to_string(), "1000000000000000000000");
+    }
+
+    #[test]
+    fn micros_reject_a_seventh_decimal() {
+        assert_eq!(to_micros(Decimal::from_str("0.1234567").unwrap()), None);
+        assert_eq!(micros("0.1000000"), 100_000);
+        assert_eq!(from_micros(100_000).to_string(), "0.1");
+        assert_eq!(from_micros(110_000_000).to_string(), "110");
+    }
+}

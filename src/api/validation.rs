@@ -105,7 +105,7 @@ fn registry_of<T: Type + 'static>() -> &'static Registry {
     let mut reg = Registry::new();
     T::register(&mut reg);
     let reg: &'static Registry = Box::leak(Box::new(reg));
-    *CACHE
+    CACHE
         .write()
         .expect("registry cache")
         .entry(id)

@@ -22,7 +22,6 @@ pub async fn insert_account(
         id: Set(id.to_owned()),
         name: Set(name.to_owned()),
         created_at: Set(chrono::Utc::now().fixed_offset()),
-        ..Default::default()
     };
     let inserted = accounts::Entity::insert(row)
         .on_conflict_do_nothing_on([accounts::Column::Id])
@@ -43,7 +42,6 @@ pub async fn insert_key(
         key_hash: Set(key_hash.to_owned()),
         created_at: Set(chrono::Utc::now().fixed_offset()),
         revoked_at: Set(None),
-        ..Default::default()
     };
     api_keys::Entity::insert(row)
         .exec_without_returning(conn)
@@ -106,7 +104,6 @@ pub async fn ensure_products(
             description: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
-            ..Default::default()
         });
     products::Entity::insert_many(rows)
         .on_conflict(OnConflict::new().do_nothing().to_owned())

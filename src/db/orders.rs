@@ -43,7 +43,6 @@ pub async fn upsert(
                 total_value_usd: Set(total.to_string()),
                 created_at: Set(now),
                 updated_at: Set(now),
-                ..Default::default()
             };
             (o, row)
         })

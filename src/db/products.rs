@@ -33,7 +33,6 @@ pub async fn upsert(
                 description: Set(p.description.clone()),
                 created_at: Set(now),
                 updated_at: Set(now),
-                ..Default::default()
             };
             (p.external_id.as_str(), row)
         })

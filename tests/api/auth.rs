@@ -1,0 +1,67 @@
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    helpers::{body_json, seed_order_request},
+};
+
+async fn assert_invalid_api_key(resp: reqwest::Response) {
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        body_json(resp).await,
+        json!({"errorCode": "INVALID_API_KEY", "message": "Missing or invalid API key."})
+    );
+}
+
+both_backends! {
+    async fn missing_malformed_and_unknown_keys_get_401(app) {
+        let url = app.url("/api/orders/sync");
+        let body = seed_order_request();
+        assert_invalid_api_key(app.client.post(&url).json(&body).send().await.unwrap()).await;
+        let basic = app.client.post(&url).header("authorization", "Basic dXNlcjpwdw==").json(&body);
+        assert_invalid_api_key(basic.send().await.unwrap()).await;
+        assert_invalid_api_key(app.post_as("eg_live_0000", "/api/orders/sync", &body).await).await;
+        assert_invalid_api_key(app.post_as("", "/api/orders/sync", &body).await).await;
+        // The key is checked before the body is parsed.
+        let not_json = app.client.post(&url).header("content-type", "application/json").body("{");
+        assert_invalid_api_key(not_json.send().await.unwrap()).await;
+        assert_eq!(app.order_count().await, 0);
+    }
+
+    async fn a_revoked_key_is_rejected_at_once(app) {
+        let key = entrygo::domain::accounts::create_key(&app.state.db, &app.account_id).await.unwrap();
+        let body = seed_order_request();
+        assert_eq!(app.post_as(&key.api_key, "/api/orders/sync", &body).await.status(), 200);
+        entrygo::domain::accounts::revoke_key(&app.state.db, &key.key_id).await.unwrap();
+        assert_invalid_api_key(app.post_as(&key.api_key, "/api/orders/sync", &body).await).await;
+        // Other keys of the account keep working.
+        assert_eq!(app.sync_orders(&body).await.status(), 200);
+    }
+
+    async fn another_accounts_id_in_the_body_gets_403_with_both_ids(app) {
+        let mut body = seed_order_request();
+        body["accountId"] = json!("acc_999");
+        // Scope is checked before validation: broken items do not matter.
+        body["items"][0]["items"] = json!("broken");
+        let resp = app.sync_orders(&body).await;
+        assert_eq!(resp.status(), 403);
+        assert_eq!(body_json(resp).await, json!({
+            "errorCode": "INVALID_ACCOUNT_SCOPE",
+            "message": "Payload accountId does not match API key scope.",
+            "details": {"apiKeyAccountId": "acc_123", "payloadAccountId": "acc_999"}
+        }));
+        let resp = app.post_as(&app.other_api_key, "/api/products/sync", &json!({
+            "accountId": "acc_123", "items": [{"externalId": "x", "name": "x"}]
+        })).await;
+        assert_eq!(resp.status(), 403);
+        assert_eq!(app.order_count().await, 0);
+    }
+
+    async fn a_non_string_account_id_is_a_validation_issue(app) {
+        let mut body = seed_order_request();
+        body["accountId"] = json!(123);
+        let resp = app.sync_orders(&body).await;
+        assert_eq!(resp.status(), 400);
+        assert_eq!(body_json(resp).await["field"], "accountId");
+    }
+}

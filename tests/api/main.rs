@@ -1,0 +1,12 @@
+//! Black-box tests over HTTP against the real app, one binary. Every
+//! behaviour runs on SQLite and, with `ENTRYGO_TEST_POSTGRES_URL`, on
+//! PostgreSQL (see `both_backends!`).
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod errors;
+mod openapi_spec;
+mod orders_sync;
+mod products;

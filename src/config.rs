@@ -93,6 +93,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTRYGO_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
     pub body_limit: usize,
 
+    /// How long idempotency records are kept, in seconds; an expired key
+    /// behaves as new.
+    #[arg(long, env = "ENTRYGO_IDEMPOTENCY_TTL", default_value_t = 86_400)]
+    pub idempotency_ttl: u64,
+
     /// Database connections in the pool.
     #[arg(long, env = "ENTRYGO_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
@@ -105,6 +110,7 @@ impl Default for ServeArgs {
             demo: false,
             log_format: LogFormat::Text,
             body_limit: 16 * 1024 * 1024,
+            idempotency_ttl: 86_400,
             db_pool_size: 8,
         }
     }

@@ -1,6 +1,6 @@
 //! Building and running the HTTP application.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::MigratorTrait;
@@ -19,8 +19,12 @@ use crate::{
     },
     config::Settings,
     db::Db,
+    idempotency::{self, Idempotency},
     state::AppState,
 };
+
+/// How often expired idempotency records are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// A bound, migrated, ready-to-serve application.
 pub struct Application {
@@ -48,6 +52,7 @@ impl Application {
             acceptor,
             state: AppState {
                 db,
+                idempotency: Idempotency::new(Duration::from_secs(settings.serve.idempotency_ttl)),
                 settings: Arc::new(settings),
             },
         })
@@ -63,6 +68,10 @@ impl Application {
 
     /// Serves until the process is stopped.
     pub async fn run(self) -> std::io::Result<()> {
+        tokio::spawn(idempotency::purge_expired_forever(
+            self.state.db.clone(),
+            PURGE_EVERY,
+        ));
         let app = app(self.state);
         Server::new_with_acceptor(self.acceptor).run(app).await
     }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_create_accounts;
 mod m20261127_000002_create_products;
 mod m20261127_000003_create_orders;
+mod m20261127_000004_create_idempotency_keys;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_accounts::Migration),
             Box::new(m20261127_000002_create_products::Migration),
             Box::new(m20261127_000003_create_orders::Migration),
+            Box::new(m20261127_000004_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -109,7 +109,9 @@ pub enum ApiError {
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// `IDEMPOTENCY_KEY_IN_USE`: a request with this idempotency key is still
-    /// running. Retry later with the same key.
+    /// running. Retry later with the same key. Example:
+    /// `{"errorCode": "IDEMPOTENCY_KEY_IN_USE", "message": "A request with this
+    /// idempotency key is still in progress. Retry later."}`
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// `PAYLOAD_TOO_LARGE`: the body exceeds the server's limit.
@@ -119,7 +121,9 @@ pub enum ApiError {
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
     /// `IDEMPOTENCY_KEY_REUSED`: this key was already used for a different
-    /// request. Use a new key for a new logical write.
+    /// request body; nothing was written. Use a new key for a new logical
+    /// write. Example: `{"errorCode": "IDEMPOTENCY_KEY_REUSED", "message":
+    /// "This idempotency key was already used with a different request."}`
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     /// `INTERNAL_ERROR`: nothing was written; retry with the same key.

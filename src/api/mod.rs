@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod orders;
+pub mod payload;
 pub mod products;
 pub mod types;
 pub mod validation;
@@ -12,7 +13,10 @@ use std::collections::hash_map::Entry;
 
 use serde_json::Value;
 
-use crate::error::{AppError, AppResult, Issue};
+use crate::{
+    error::{AppError, AppResult, Issue},
+    idempotency::{self, IdempotencyKey, Idempotent},
+};
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -99,6 +103,45 @@ pub fn collect_issues<T>(parsed: Result<T, Vec<Issue>>, extra: Vec<Issue>) -> Ap
                     .collect::<Vec<_>>()
             });
             Err(AppError::Invalid(issues))
+        }
+    }
+}
+
+/// The idempotency key of a sync request: the `Idempotency-Key` header when
+/// present (the body's `idempotencyKey` is then ignored, even a malformed
+/// one), else the body's. The body's key is removed from `body`, so the
+/// schema walk leaves it to this function; an invalid key is an issue.
+pub fn take_idempotency(
+    operation: &'static str,
+    header: Option<&str>,
+    body: &mut Value,
+) -> (Option<Idempotent>, Vec<Issue>) {
+    let from_body = body
+        .as_object_mut()
+        .and_then(|m| m.remove("idempotencyKey"));
+    let parsed = match (header, &from_body) {
+        (Some(raw), _) => Some(IdempotencyKey::parse(raw, "Idempotency-Key")),
+        (None, None | Some(Value::Null)) => None,
+        (None, Some(Value::String(raw))) => Some(IdempotencyKey::parse(raw, "idempotencyKey")),
+        (None, Some(_)) => Some(Err(Issue::new(
+            "idempotencyKey",
+            "invalid_type",
+            "Expected string, received another type",
+        ))),
+    };
+    match parsed {
+        None => (None, Vec::new()),
+        Some(Err(issue)) => (None, vec![issue]),
+        Some(Ok(key)) => {
+            let fingerprint = idempotency::fingerprint(body);
+            (
+                Some(Idempotent {
+                    operation,
+                    key,
+                    fingerprint,
+                }),
+                Vec::new(),
+            )
         }
     }
 }

@@ -1,18 +1,21 @@
 //! `/api/orders`: the sync endpoint and its wire types.
 
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json, types::Example};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, types::Example};
 use serde_json::Value;
 
 use crate::{
     api::{
         ApiTags, batch_items, collect_issues, duplicate_external_ids,
         error::ApiError,
+        payload::JsonText,
+        take_idempotency,
         types::{CountryCode, METADATA_MAX_BYTES, Metadata, Quantity, UnitValueUsd, Usd},
         validation::ValidatedJson,
     },
     auth::{ApiKeyAuth, check_scope},
     domain::{self, money},
     error::{AppResult, Issue},
+    idempotency::Idempotent,
     state::AppState,
 };
 
@@ -106,9 +109,17 @@ pub struct SyncOrdersResult {
 
 #[derive(ApiResponse)]
 pub enum SyncOrdersResponse {
-    /// Every order was created or updated, in one transaction.
+    /// Every order was created or updated, in one transaction. With an
+    /// idempotency key, a retry of the same request gets this same response
+    /// again, byte for byte, and writes nothing.
     #[oai(status = 200)]
-    Ok(Json<SyncOrdersResult>),
+    Ok(
+        JsonText<SyncOrdersResult>,
+        /// `true` when this is the stored response of an earlier request with
+        /// the same idempotency key; absent on a first execution.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
+    ),
 }
 
 pub struct OrdersApi;
@@ -132,13 +143,21 @@ impl OrdersApi {
         idempotency_key: Header<Option<String>>,
         body: ValidatedJson<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
-        let _ = idempotency_key;
-        let orders = validate(&state, &auth.0, &body).await?;
-        let synced = domain::orders::sync(&state.db, &auth.0, &orders).await?;
-        Ok(SyncOrdersResponse::Ok(Json(SyncOrdersResult {
-            data: synced.into_iter().map(OrderView::from).collect(),
-        })))
+        let mut body = body;
+        let (orders, idem) =
+            validate(&state, &auth.0, idempotency_key.0.as_deref(), &mut body).await?;
+        let outcome = domain::orders::sync(&state, &auth.0, orders, idem, render).await?;
+        Ok(SyncOrdersResponse::Ok(
+            JsonText::from_text(outcome.body),
+            outcome.replayed.then_some(true),
+        ))
     }
+}
+
+fn render(orders: &[domain::orders::Order]) -> String {
+    JsonText::render(&SyncOrdersResult {
+        data: orders.iter().cloned().map(OrderView::from).collect(),
+    })
 }
 
 /// Scope (403), then every validation issue at once (400), including the
@@ -147,14 +166,16 @@ impl OrdersApi {
 async fn validate(
     state: &AppState,
     account: &str,
-    body: &ValidatedJson<SyncOrdersRequest>,
-) -> AppResult<Vec<domain::orders::OrderInput>> {
+    idempotency_header: Option<&str>,
+    body: &mut ValidatedJson<SyncOrdersRequest>,
+) -> AppResult<(Vec<domain::orders::OrderInput>, Option<Idempotent>)> {
     check_scope(account, body.raw())?;
-    let mut extra = duplicate_external_ids(body.raw());
+    let (idem, mut extra) = take_idempotency("syncOrders", idempotency_header, body.raw_mut());
+    extra.extend(duplicate_external_ids(body.raw()));
     extra.extend(oversized_metadata(body.raw()));
     extra.extend(unknown_products(state, account, body.raw()).await?);
     let request = collect_issues(body.validate(), extra)?;
-    Ok(request.items.into_iter().map(Into::into).collect())
+    Ok((request.items.into_iter().map(Into::into).collect(), idem))
 }
 
 fn oversized_metadata(body: &Value) -> Vec<Issue> {

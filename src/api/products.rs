@@ -1,15 +1,16 @@
 //! `/api/products`: the sync endpoint and its wire types.
 
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, payload::Json, types::Example};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, types::Example};
 
 use crate::{
     api::{
-        ApiTags, collect_issues, duplicate_external_ids, error::ApiError, types::CountryCode,
-        validation::ValidatedJson,
+        ApiTags, collect_issues, duplicate_external_ids, error::ApiError, payload::JsonText,
+        take_idempotency, types::CountryCode, validation::ValidatedJson,
     },
     auth::{ApiKeyAuth, check_scope},
     domain,
     error::AppResult,
+    idempotency::Idempotent,
     state::AppState,
 };
 
@@ -82,9 +83,17 @@ pub struct SyncProductsResult {
 
 #[derive(ApiResponse)]
 pub enum SyncProductsResponse {
-    /// Every product was created or updated, in one transaction.
+    /// Every product was created or updated, in one transaction. With an
+    /// idempotency key, a retry of the same request gets this same response
+    /// again, byte for byte, and writes nothing.
     #[oai(status = 200)]
-    Ok(Json<SyncProductsResult>),
+    Ok(
+        JsonText<SyncProductsResult>,
+        /// `true` when this is the stored response of an earlier request with
+        /// the same idempotency key; absent on a first execution.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
+    ),
 }
 
 pub struct ProductsApi;
@@ -107,22 +116,33 @@ impl ProductsApi {
         idempotency_key: Header<Option<String>>,
         body: ValidatedJson<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
-        let _ = idempotency_key;
-        let products = validate(&auth.0, &body)?;
-        let synced = domain::products::sync(&state.db, &auth.0, &products).await?;
-        Ok(SyncProductsResponse::Ok(Json(SyncProductsResult {
-            data: synced.into_iter().map(ProductView::from).collect(),
-        })))
+        let mut body = body;
+        let (products, idem) = validate(&auth.0, idempotency_key.0.as_deref(), &mut body)?;
+        let outcome = domain::products::sync(&state, &auth.0, products, idem, render).await?;
+        Ok(SyncProductsResponse::Ok(
+            JsonText::from_text(outcome.body),
+            outcome.replayed.then_some(true),
+        ))
     }
 }
 
+fn render(products: &[domain::products::Product]) -> String {
+    JsonText::render(&SyncProductsResult {
+        data: products.iter().cloned().map(ProductView::from).collect(),
+    })
+}
+
+/// Scope (403), then every validation issue at once (400).
 fn validate(
     account: &str,
-    body: &ValidatedJson<SyncProductsRequest>,
-) -> AppResult<Vec<domain::products::ProductInput>> {
+    idempotency_header: Option<&str>,
+    body: &mut ValidatedJson<SyncProductsRequest>,
+) -> AppResult<(Vec<domain::products::ProductInput>, Option<Idempotent>)> {
     check_scope(account, body.raw())?;
-    let request = collect_issues(body.validate(), duplicate_external_ids(body.raw()))?;
-    Ok(request.items.into_iter().map(Into::into).collect())
+    let (idem, mut extra) = take_idempotency("syncProducts", idempotency_header, body.raw_mut());
+    extra.extend(duplicate_external_ids(body.raw()));
+    let request = collect_issues(body.validate(), extra)?;
+    Ok((request.items.into_iter().map(Into::into).collect(), idem))
 }
 
 impl From<SyncProductInput> for domain::products::ProductInput {

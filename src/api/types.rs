@@ -12,7 +12,7 @@ use poem_openapi::{
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::api::validation::{COUNTRY_FORMAT, exact_decimal};
+use crate::{api::validation::COUNTRY_FORMAT, domain::money::exact_decimal};
 
 macro_rules! leaf_type {
     ($ty:ty, $name:literal, $schema:expr) => {

@@ -23,6 +23,7 @@ use poem_openapi::{
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::domain::money::exact_decimal;
 use crate::{api::error::ApiError, error::Issue};
 
 /// Largest accepted request body, in bytes. Put on the route as data.
@@ -311,17 +312,6 @@ impl Walker {
                 format!("Number must have at most {places} decimal places"),
             );
         }
-    }
-}
-
-/// The exact value of a JSON number, read from its literal text
-/// (`serde_json/arbitrary_precision` keeps it): `1.5e2` is 150, `0.1` is 0.1.
-pub fn exact_decimal(n: &serde_json::Number) -> Option<Decimal> {
-    let text = n.to_string();
-    if text.contains(['e', 'E']) {
-        Decimal::from_scientific(&text).ok()
-    } else {
-        Decimal::from_str_exact(&text).ok()
     }
 }
 

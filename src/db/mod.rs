@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod entities;
+pub mod idempotency;
 pub mod orders;
 pub mod products;
 

@@ -6,13 +6,61 @@ pub mod money;
 pub mod orders;
 pub mod products;
 
-use crate::{db, error::AppError};
+use tracing::Instrument;
+
+use crate::{
+    db,
+    error::{AppError, AppResult},
+    idempotency::{Claim, Idempotent, Outcome},
+    state::AppState,
+};
 
 /// A new, time-ordered, globally unique ID with a type prefix
 /// (`ord_0192…`). Time order keeps index inserts local and makes the
 /// default list order roughly creation order.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Turns what a sync wrote into its response body (JSON). Given by the
+/// API layer, so that the bytes stored for replays are the bytes sent.
+pub type Render<T> = fn(&[T]) -> String;
+
+/// Runs a sync: replays a completed request with the same idempotency key,
+/// or runs `write` (again on transient conflicts) in a task of its own.
+/// Once started, a write finishes and its response is stored even when the
+/// client hangs up: the client's retry then gets it instead of a second
+/// execution.
+pub async fn execute_sync<F, Fut>(
+    state: &AppState,
+    account: &str,
+    idem: Option<&Idempotent>,
+    mut write: F,
+) -> AppResult<Outcome>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = AppResult<Outcome>> + Send + 'static,
+{
+    let claim = match state.idempotency.claim(&state.db, account, idem).await? {
+        Claim::Replay(outcome) => return Ok(outcome),
+        Claim::Execute(claim) => claim,
+    };
+    let task = tokio::spawn(
+        async move {
+            // Held until the write ends: a concurrent retry gets 409.
+            let _claim = claim;
+            let mut attempts = 1;
+            loop {
+                match write().await {
+                    Err(e) if should_retry(&e, &mut attempts).await => continue,
+                    result => return result,
+                }
+            }
+        }
+        .in_current_span(),
+    );
+    task.await
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("write task failed: {e}")))?
 }
 
 /// Attempts of a write transaction that hit a transient conflict

@@ -5,6 +5,18 @@
 
 use rust_decimal::Decimal;
 
+/// The exact value of a JSON number, read from its literal text
+/// (`serde_json/arbitrary_precision` keeps it): `1.5e2` is 150, `0.1` is 0.1.
+/// `None` beyond Decimal's 28 significant digits.
+pub fn exact_decimal(n: &serde_json::Number) -> Option<Decimal> {
+    let text = n.to_string();
+    if text.contains(['e', 'E']) {
+        Decimal::from_scientific(&text).ok()
+    } else {
+        Decimal::from_str_exact(&text).ok()
+    }
+}
+
 /// Decimal places a unit value may carry.
 pub const USD_SCALE: u32 = 6;
 

@@ -1,13 +1,17 @@
 //! Orders: upsert by (account, externalId), full replacement of line items,
 //! exact totals, one transaction per request.
 
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::{
-    db::{self, Db},
-    domain::{money, should_retry},
+    db,
+    domain::{Render, execute_sync, money},
     error::AppResult,
+    idempotency::{Idempotent, Outcome},
+    state::AppState,
 };
 
 /// An order as a client syncs it, already validated.
@@ -57,33 +61,85 @@ impl OrderInput {
 }
 
 /// Upserts `orders` (external IDs unique, products of `account` checked by
-/// the caller) in one transaction; returns them in request order.
+/// the caller) in one transaction and answers `render(orders)`, the orders
+/// in request order. With `idem`, a completed earlier request is replayed
+/// instead, and the answer is stored with the writes.
 #[tracing::instrument(skip_all, fields(account_id = %account, orders = orders.len()))]
-pub async fn sync(db: &Db, account: &str, orders: &[OrderInput]) -> AppResult<Vec<Order>> {
+pub async fn sync(
+    state: &AppState,
+    account: &str,
+    orders: Vec<OrderInput>,
+    idem: Option<Idempotent>,
+    render: Render<Order>,
+) -> AppResult<Outcome> {
     let totals = orders
         .iter()
         .map(OrderInput::total)
         .collect::<AppResult<Vec<_>>>()?;
-    let mut attempts = 1;
-    let ids = loop {
-        match write(db, account, orders, &totals).await {
-            Err(e) if should_retry(&e, &mut attempts).await => continue,
-            result => break result?,
+    let job = Arc::new(SyncJob {
+        state: state.clone(),
+        account: account.to_owned(),
+        orders,
+        totals,
+        idem: idem.clone(),
+        render,
+    });
+    execute_sync(state, account, idem.as_ref(), move || {
+        let job = job.clone();
+        async move { job.write().await }
+    })
+    .await
+}
+
+struct SyncJob {
+    state: AppState,
+    account: String,
+    orders: Vec<OrderInput>,
+    totals: Vec<Decimal>,
+    idem: Option<Idempotent>,
+    render: Render<Order>,
+}
+
+impl SyncJob {
+    async fn write(&self) -> AppResult<Outcome> {
+        let (account, idem) = (self.account.as_str(), self.idem.as_ref());
+        let txn = self.state.db.begin_write().await?;
+        if let Some(replay) = self.state.idempotency.recheck(&*txn, account, idem).await? {
+            return Ok(replay);
         }
-    };
-    Ok(orders
-        .iter()
-        .zip(ids)
-        .zip(totals)
-        .map(|((input, id), total)| Order {
+        let ids = db::orders::upsert(&*txn, account, &self.orders, &self.totals).await?;
+        db::orders::replace_lines(&*txn, &self.orders, &ids).await?;
+        let synced: Vec<Order> = self
+            .orders
+            .iter()
+            .zip(ids)
+            .zip(&self.totals)
+            .map(|((input, id), total)| input.to_order(id, account, *total))
+            .collect();
+        let body = (self.render)(&synced);
+        self.state
+            .idempotency
+            .complete(&*txn, account, idem, &body)
+            .await?;
+        txn.commit().await?;
+        Ok(Outcome {
+            body,
+            replayed: false,
+        })
+    }
+}
+
+impl OrderInput {
+    fn to_order(&self, id: String, account: &str, total: Decimal) -> Order {
+        Order {
             id,
             account_id: account.to_owned(),
-            external_id: input.external_id.clone(),
-            destination_country: input.destination_country.clone(),
-            destination_region: input.destination_region.clone(),
-            destination_postal_code: input.destination_postal_code.clone(),
+            external_id: self.external_id.clone(),
+            destination_country: self.destination_country.clone(),
+            destination_region: self.destination_region.clone(),
+            destination_postal_code: self.destination_postal_code.clone(),
             total_value_usd: total,
-            lines: input
+            lines: self
                 .lines
                 .iter()
                 .map(|l| Line {
@@ -92,19 +148,6 @@ pub async fn sync(db: &Db, account: &str, orders: &[OrderInput]) -> AppResult<Ve
                     unit_value_micros: l.unit_value_micros,
                 })
                 .collect(),
-        })
-        .collect())
-}
-
-async fn write(
-    db: &Db,
-    account: &str,
-    orders: &[OrderInput],
-    totals: &[Decimal],
-) -> AppResult<Vec<String>> {
-    let txn = db.begin_write().await?;
-    let ids = db::orders::upsert(&*txn, account, orders, totals).await?;
-    db::orders::replace_lines(&*txn, orders, &ids).await?;
-    txn.commit().await?;
-    Ok(ids)
+        }
+    }
 }

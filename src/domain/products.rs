@@ -1,11 +1,13 @@
 //! Products: upsert by (account, externalId); order lines reference them.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use crate::{
     db::{self, Db},
-    domain::should_retry,
+    domain::{Render, execute_sync},
     error::AppResult,
+    idempotency::{Idempotent, Outcome},
+    state::AppState,
 };
 
 /// A product as a client syncs it, already validated.
@@ -30,30 +32,72 @@ pub struct Product {
     pub description: Option<String>,
 }
 
-/// Upserts `products` (external IDs unique) in one transaction; returns
-/// them in request order. A re-sync replaces every field.
+/// Upserts `products` (external IDs unique) in one transaction and answers
+/// `render(products)`, in request order; a re-sync replaces every field.
+/// Idempotent with `idem`, as `orders::sync`.
 #[tracing::instrument(skip_all, fields(account_id = %account, products = products.len()))]
-pub async fn sync(db: &Db, account: &str, products: &[ProductInput]) -> AppResult<Vec<Product>> {
-    let mut attempts = 1;
-    let ids = loop {
-        match write(db, account, products).await {
-            Err(e) if should_retry(&e, &mut attempts).await => continue,
-            result => break result?,
+pub async fn sync(
+    state: &AppState,
+    account: &str,
+    products: Vec<ProductInput>,
+    idem: Option<Idempotent>,
+    render: Render<Product>,
+) -> AppResult<Outcome> {
+    let job = Arc::new(SyncJob {
+        state: state.clone(),
+        account: account.to_owned(),
+        products,
+        idem: idem.clone(),
+        render,
+    });
+    execute_sync(state, account, idem.as_ref(), move || {
+        let job = job.clone();
+        async move { job.write().await }
+    })
+    .await
+}
+
+struct SyncJob {
+    state: AppState,
+    account: String,
+    products: Vec<ProductInput>,
+    idem: Option<Idempotent>,
+    render: Render<Product>,
+}
+
+impl SyncJob {
+    async fn write(&self) -> AppResult<Outcome> {
+        let (account, idem) = (self.account.as_str(), self.idem.as_ref());
+        let txn = self.state.db.begin_write().await?;
+        if let Some(replay) = self.state.idempotency.recheck(&*txn, account, idem).await? {
+            return Ok(replay);
         }
-    };
-    Ok(products
-        .iter()
-        .zip(ids)
-        .map(|(p, id)| Product {
-            id,
-            account_id: account.to_owned(),
-            external_id: p.external_id.clone(),
-            name: p.name.clone(),
-            hs_code: p.hs_code.clone(),
-            country_of_origin: p.country_of_origin.clone(),
-            description: p.description.clone(),
+        let ids = db::products::upsert(&*txn, account, &self.products).await?;
+        let synced: Vec<Product> = self
+            .products
+            .iter()
+            .zip(ids)
+            .map(|(p, id)| Product {
+                id,
+                account_id: account.to_owned(),
+                external_id: p.external_id.clone(),
+                name: p.name.clone(),
+                hs_code: p.hs_code.clone(),
+                country_of_origin: p.country_of_origin.clone(),
+                description: p.description.clone(),
+            })
+            .collect();
+        let body = (self.render)(&synced);
+        self.state
+            .idempotency
+            .complete(&*txn, account, idem, &body)
+            .await?;
+        txn.commit().await?;
+        Ok(Outcome {
+            body,
+            replayed: false,
         })
-        .collect())
+    }
 }
 
 /// Which of `ids` name no product of `account` (another account's products
@@ -65,11 +109,4 @@ pub async fn unknown_ids(db: &Db, account: &str, ids: &[&str]) -> AppResult<Hash
         .filter(|id| !known.contains(**id))
         .map(|id| (*id).to_owned())
         .collect())
-}
-
-async fn write(db: &Db, account: &str, products: &[ProductInput]) -> AppResult<Vec<String>> {
-    let txn = db.begin_write().await?;
-    let ids = db::products::upsert(&*txn, account, products).await?;
-    txn.commit().await?;
-    Ok(ids)
 }

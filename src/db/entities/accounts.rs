@@ -13,6 +13,8 @@ pub struct Model {
     #[sea_orm(has_many)]
     pub api_keys: HasMany<super::api_keys::Entity>,
     #[sea_orm(has_many)]
+    pub idempotency_keys: HasMany<super::idempotency_keys::Entity>,
+    #[sea_orm(has_many)]
     pub orders: HasMany<super::orders::Entity>,
     #[sea_orm(has_many)]
     pub products: HasMany<super::products::Entity>,

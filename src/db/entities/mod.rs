@@ -4,6 +4,7 @@ pub mod prelude;
 
 pub mod accounts;
 pub mod api_keys;
+pub mod idempotency_keys;
 pub mod order_items;
 pub mod orders;
 pub mod products;

@@ -1,0 +1,359 @@
+//! Idempotent retries of the sync operations.
+//!
+//! Scope: account + operation + key. The first request that executes stores
+//! its response in the same transaction as its writes, so a crash leaves
+//! either both or neither. A retry with the same key and the same request
+//! replays that response; with another request it is refused (422); while
+//! the first is still running it is told to retry later (409):
+//!
+//! - within one process, an in-memory set of keys in flight answers 409;
+//! - across processes on PostgreSQL, the writer holds a transaction-scoped
+//!   advisory lock on the scope; a second writer's *try* lock fails at
+//!   once (a plain insert would block behind the first's uncommitted row
+//!   and then replay instead of answering 409);
+//! - across processes on one SQLite file, writers are serialised by the
+//!   file's write lock, so the later one waits and then replays.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    db::{self, Db},
+    error::{AppError, AppResult, Issue},
+};
+
+/// Longest idempotency key, in characters.
+pub const KEY_MAX_LEN: usize = 255;
+
+/// A key of 1 to 255 visible ASCII characters (0x21–0x7E).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Parses a key; an issue at `path` (`Idempotency-Key` for the header,
+    /// `idempotencyKey` for the body) when it is not one.
+    pub fn parse(raw: &str, path: &str) -> Result<Self, Issue> {
+        if raw.is_empty() {
+            return Err(Issue::new(
+                path,
+                "too_small",
+                "String must contain at least 1 character(s)",
+            ));
+        }
+        if raw.len() > KEY_MAX_LEN {
+            return Err(Issue::new(
+                path,
+                "too_big",
+                format!("String must contain at most {KEY_MAX_LEN} character(s)"),
+            ));
+        }
+        if !raw.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(Issue::new(
+                path,
+                "invalid_string",
+                "Only visible ASCII characters (0x21-0x7E) are allowed",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An idempotent request: which operation, under which key, with which
+/// fingerprint.
+#[derive(Debug, Clone)]
+pub struct Idempotent {
+    pub operation: &'static str,
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+}
+
+/// SHA-256 (hex) of the body in canonical form: object keys sorted, no
+/// whitespace, numbers by exact value (`1.50` and `1.5e0` are `1.5`), and
+/// without the body-level `idempotencyKey`. Reordering keys or reformatting
+/// a retry does not change it; changing any value does.
+pub fn fingerprint(body: &Value) -> String {
+    let mut canonical = String::new();
+    match body {
+        Value::Object(map) => {
+            let mut without_key = map.clone();
+            without_key.remove("idempotencyKey");
+            write_canonical(&Value::Object(without_key), &mut canonical);
+        }
+        other => write_canonical(other, &mut canonical),
+    }
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        Value::Number(n) => match crate::domain::money::exact_decimal(n) {
+            Some(d) => out.push_str(&d.normalize().to_string()),
+            None => out.push_str(&n.to_string()),
+        },
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A stored first response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What a sync answers: the response body, and whether it is a replay.
+#[derive(Debug)]
+pub struct Outcome {
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// Keys being executed by this process.
+#[derive(Debug, Default, Clone)]
+pub struct InFlight(Arc<Mutex<HashSet<(String, &'static str, IdempotencyKey)>>>);
+
+/// Holds a key in flight; releases it when dropped, whatever happened.
+pub struct InFlightGuard {
+    set: InFlight,
+    entry: (String, &'static str, IdempotencyKey),
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .expect("in-flight set")
+            .remove(&self.entry);
+    }
+}
+
+impl InFlight {
+    fn claim(&self, account: &str, idem: &Idempotent) -> AppResult<InFlightGuard> {
+        let entry = (account.to_owned(), idem.operation, idem.key.clone());
+        if !self.0.lock().expect("in-flight set").insert(entry.clone()) {
+            return Err(AppError::IdempotencyKeyInUse);
+        }
+        Ok(InFlightGuard {
+            set: self.clone(),
+            entry,
+        })
+    }
+}
+
+/// The state idempotent operations share within a process.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub in_flight: InFlight,
+    pub ttl: Duration,
+}
+
+impl Idempotency {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            in_flight: InFlight::default(),
+            ttl,
+        }
+    }
+
+    /// Before the write transaction: the stored response to replay, or a
+    /// claim on the key for this process (nothing to claim without a key).
+    /// One indexed read.
+    pub async fn claim(
+        &self,
+        db: &Db,
+        account: &str,
+        idem: Option<&Idempotent>,
+    ) -> AppResult<Claim> {
+        let Some(idem) = idem else {
+            return Ok(Claim::Execute(None));
+        };
+        if let Some(stored) = replayable(db.conn(), account, idem).await? {
+            return Ok(Claim::Replay(stored.into()));
+        }
+        Ok(Claim::Execute(Some(self.in_flight.claim(account, idem)?)))
+    }
+
+    /// Inside the write transaction, before writing: takes the scope's lock
+    /// (409 when another process holds it) and looks again, since another
+    /// request may have completed since `claim`.
+    pub async fn recheck(
+        &self,
+        txn: &impl ConnectionTrait,
+        account: &str,
+        idem: Option<&Idempotent>,
+    ) -> AppResult<Option<Outcome>> {
+        let Some(idem) = idem else {
+            return Ok(None);
+        };
+        if txn.get_database_backend() == DbBackend::Postgres
+            && !db::idempotency::try_advisory_xact_lock(txn, lock_id(account, idem)).await?
+        {
+            return Err(AppError::IdempotencyKeyInUse);
+        }
+        Ok(replayable(txn, account, idem).await?.map(Outcome::from))
+    }
+
+    /// Inside the write transaction, after writing: stores the response.
+    pub async fn complete(
+        &self,
+        txn: &impl ConnectionTrait,
+        account: &str,
+        idem: Option<&Idempotent>,
+        body: &str,
+    ) -> AppResult<()> {
+        let Some(idem) = idem else {
+            return Ok(());
+        };
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let stored = Stored {
+            status: 200,
+            body: body.to_owned(),
+        };
+        db::idempotency::save(txn, account, idem, &stored, now_ms().saturating_add(ttl_ms)).await?;
+        Ok(())
+    }
+}
+
+pub enum Claim {
+    Replay(Outcome),
+    Execute(Option<InFlightGuard>),
+}
+
+impl From<Stored> for Outcome {
+    fn from(stored: Stored) -> Self {
+        Outcome {
+            body: stored.body,
+            replayed: true,
+        }
+    }
+}
+
+/// The unexpired record of this scope: replayable when the fingerprints
+/// match, a 422 when they do not.
+async fn replayable(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    idem: &Idempotent,
+) -> AppResult<Option<Stored>> {
+    match db::idempotency::find_live(conn, account, idem.operation, idem.key.as_str(), now_ms())
+        .await?
+    {
+        Some((hash, stored)) if hash == idem.fingerprint => Ok(Some(stored)),
+        Some(_) => Err(AppError::IdempotencyKeyReused),
+        None => Ok(None),
+    }
+}
+
+/// A 64-bit advisory lock ID for the scope (collisions only cost a
+/// spurious 409, at odds of 2^-64).
+fn lock_id(account: &str, idem: &Idempotent) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(account.as_bytes())
+        .chain_update([0])
+        .chain_update(idem.operation.as_bytes())
+        .chain_update([0])
+        .chain_update(idem.key.as_str().as_bytes())
+        .finalize();
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Deletes expired records every `every`, for as long as the process runs.
+/// Expired records are already ignored at once; this only reclaims space.
+pub async fn purge_expired_forever(db: Db, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match db::idempotency::purge_expired(db.conn(), now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency records purged"),
+            Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_are_visible_ascii_of_1_to_255_characters() {
+        assert!(IdempotencyKey::parse("orders-sync-acc-123-001", "k").is_ok());
+        assert!(IdempotencyKey::parse("!~", "k").is_ok());
+        assert!(IdempotencyKey::parse(&"a".repeat(255), "k").is_ok());
+        assert_eq!(
+            IdempotencyKey::parse(&"a".repeat(256), "k")
+                .unwrap_err()
+                .code,
+            "too_big"
+        );
+        assert_eq!(
+            IdempotencyKey::parse("", "k").unwrap_err().code,
+            "too_small"
+        );
+        for bad in ["a b", "tab\t", "é", "nul\0"] {
+            assert_eq!(
+                IdempotencyKey::parse(bad, "Idempotency-Key")
+                    .unwrap_err()
+                    .path,
+                "Idempotency-Key"
+            );
+        }
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_spacing_spelling_and_the_body_key() {
+        let a: Value =
+            serde_json::from_str(r#"{"accountId":"acc_1","items":[{"q":1.50,"p":"x"}]}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{ "items": [ {"p": "x", "q": 15e-1} ], "idempotencyKey": "k", "accountId": "acc_1" }"#)
+                .unwrap();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&json!({"accountId": "acc_1", "items": [{"q": 2, "p": "x"}]}))
+        );
+        // Array order is meaningful.
+        assert_ne!(fingerprint(&json!([1, 2])), fingerprint(&json!([2, 1])));
+    }
+}

@@ -145,12 +145,15 @@ pub struct Outcome {
 
 /// Keys being executed by this process.
 #[derive(Debug, Default, Clone)]
-pub struct InFlight(Arc<Mutex<HashSet<(String, &'static str, IdempotencyKey)>>>);
+pub struct InFlight(Arc<Mutex<HashSet<Scope>>>);
+
+/// Account, operation, key.
+type Scope = (String, &'static str, IdempotencyKey);
 
 /// Holds a key in flight; releases it when dropped, whatever happened.
 pub struct InFlightGuard {
     set: InFlight,
-    entry: (String, &'static str, IdempotencyKey),
+    entry: Scope,
 }
 
 impl Drop for InFlightGuard {

@@ -311,3 +311,141 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+impl TestApp {
+    /// POSTs JSON with the demo key and an `Idempotency-Key` header.
+    pub async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `updated_at` of every order, by external ID: proves that nothing
+    /// was written.
+    pub async fn order_versions(&self) -> Vec<(String, String)> {
+        let mut rows: Vec<(String, String)> = orders::Entity::find()
+            .all(self.state.db.conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.external_id, o.updated_at.to_rfc3339()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// Blocks writers on the order `external_id` (which must exist) until
+    /// released: a row lock on PostgreSQL, the file's write lock on SQLite.
+    pub async fn block_writes(&self, external_id: &str) -> WriteBlocker {
+        use sea_orm::TransactionTrait;
+        let conn = sea_orm::Database::connect(&self.database_url)
+            .await
+            .unwrap();
+        let txn = match conn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let txn = conn.begin().await.unwrap();
+                let sql =
+                    format!("SELECT id FROM orders WHERE external_id = '{external_id}' FOR UPDATE");
+                txn.execute_unprepared(&sql).await.unwrap();
+                txn
+            }
+            _ => conn
+                .begin_with_options(sea_orm::TransactionOptions {
+                    sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+        };
+        WriteBlocker {
+            txn: Some(txn),
+            _conn: conn,
+        }
+    }
+
+    /// Waits until some request holds an idempotency lock: on PostgreSQL, an
+    /// advisory lock is granted; on SQLite (in-process claim, invisible from
+    /// outside) a fixed pause.
+    pub async fn wait_for_idempotency_lock(&self) {
+        if self.state.db.backend() != sea_orm::DbBackend::Postgres {
+            return tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        }
+        let sql = "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted";
+        for _ in 0..200 {
+            let stmt = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+            let row = self
+                .state
+                .db
+                .conn()
+                .query_one_raw(stmt)
+                .await
+                .unwrap()
+                .unwrap();
+            if row.try_get::<i64>("", "n").unwrap() > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no request took the idempotency lock");
+    }
+}
+
+pub struct WriteBlocker {
+    txn: Option<sea_orm::DatabaseTransaction>,
+    _conn: sea_orm::DatabaseConnection,
+}
+
+impl WriteBlocker {
+    pub async fn release(mut self) {
+        self.txn.take().unwrap().rollback().await.unwrap();
+    }
+}
+
+/// A real `entrygo serve` process on the given database.
+pub struct ServerProcess {
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    pub fn start(database_url: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_entrygo"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut lines = stderr.lines();
+        let port = loop {
+            let line = lines.next().expect("server logs until it listens").unwrap();
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if event["message"] == "listening" {
+                break event["port"].as_u64().expect("port logged");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

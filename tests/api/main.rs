@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod errors;
+mod idempotency;
 mod openapi_spec;
 mod orders_sync;
 mod products;

@@ -22,7 +22,10 @@ async fn check_api_key(req: &Request, bearer: Bearer) -> poem::Result<String> {
         .data::<AppState>()
         .expect("AppState is attached to every route");
     match domain::accounts::authenticate(&state.db, &bearer.token).await {
-        Ok(Some(account)) => Ok(account),
+        Ok(Some(account)) => {
+            tracing::Span::current().record("account_id", account.as_str());
+            Ok(account)
+        }
         Ok(None) => Err(ApiError::invalid_api_key().into()),
         Err(e) => Err(ApiError::from(e).into()),
     }

@@ -98,6 +98,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTRYGO_IDEMPOTENCY_TTL", default_value_t = 86_400)]
     pub idempotency_ttl: u64,
 
+    /// Longest time a request may take, in seconds; over it the client gets
+    /// 503 REQUEST_TIMEOUT (a sync that had started still completes).
+    #[arg(long, env = "ENTRYGO_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests may take to
+    /// finish before the process exits anyway, in seconds.
+    #[arg(long, env = "ENTRYGO_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+
     /// Database connections in the pool.
     #[arg(long, env = "ENTRYGO_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
@@ -111,6 +121,8 @@ impl Default for ServeArgs {
             log_format: LogFormat::Text,
             body_limit: 16 * 1024 * 1024,
             idempotency_ttl: 86_400,
+            request_timeout: 30,
+            shutdown_timeout: 30,
             db_pool_size: 8,
         }
     }

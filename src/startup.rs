@@ -1,15 +1,20 @@
 //! Building and running the HTTP application.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use migration::MigratorTrait;
 use poem::{
-    Endpoint, EndpointExt, Request, Route, Server,
-    http::StatusCode,
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
+    http::{HeaderValue, StatusCode},
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     middleware::CatchPanic,
 };
+use poem_openapi::OperationId;
+use tracing::Instrument;
 
 use crate::{
     api::{
@@ -66,14 +71,27 @@ impl Application {
         &self.state
     }
 
-    /// Serves until the process is stopped.
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
     pub async fn run(self) -> std::io::Result<()> {
-        tokio::spawn(idempotency::purge_expired_forever(
-            self.state.db.clone(),
-            PURGE_EVERY,
-        ));
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal`; then stops accepting, lets in-flight requests
+    /// finish (up to the shutdown timeout) and closes the pool.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        let db = self.state.db.clone();
+        let grace = Duration::from_secs(self.state.settings.serve.shutdown_timeout);
+        let purge = tokio::spawn(idempotency::purge_expired_forever(db.clone(), PURGE_EVERY));
         let app = app(self.state);
-        Server::new_with_acceptor(self.acceptor).run(app).await
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, signal, Some(grace))
+            .await;
+        purge.abort();
+        tracing::info!("stopped; closing the database pool");
+        if let Err(e) = db.close().await {
+            tracing::warn!(error = %e, "closing the pool failed");
+        }
+        served
     }
 }
 
@@ -108,6 +126,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let limit = state.settings.serve.body_limit;
+    let timeout = Duration::from_secs(state.settings.serve.request_timeout);
     Route::new()
         .nest("/", service)
         .at("/openapi.json", spec)
@@ -115,13 +134,87 @@ pub fn app(state: AppState) -> impl Endpoint {
         .data(BodyLimit(limit))
         .data(state)
         .before(move |req: Request| reject_declared_oversize(req, limit))
+        .around(move |next, req| with_timeout(next, req, timeout))
         .with(CatchPanic::new().with_handler(|_| panic_response()))
         .catch_all_error(envelope)
+        .around(observe)
 }
 
-/// 413 before anything else when the declared length is over the limit;
-/// chunked bodies are cut off at the limit while being read.
+/// 503 when a request takes longer than `limit`. A sync's write runs in a
+/// task of its own and still completes (see `domain::execute_sync`).
+async fn with_timeout<E: Endpoint>(
+    next: Arc<E>,
+    req: Request,
+    limit: Duration,
+) -> poem::Result<Response> {
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(result) => result.map(IntoResponse::into_response),
+        Err(_) => Err(poem::Error::from_status(StatusCode::SERVICE_UNAVAILABLE)),
+    }
+}
+
+/// Request IDs and the one log line per request. An incoming `X-Request-Id`
+/// of 1 to 128 visible ASCII characters is kept, otherwise a new one is
+/// made; either way it is returned. Keys and bodies are never logged.
+async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let span = tracing::info_span!("request", request_id = %request_id, account_id = tracing::field::Empty);
+    let started = Instant::now();
+    let mut resp = next.get_response(req).instrument(span.clone()).await;
+    let operation = resp.data::<OperationId>().map(|op| op.0);
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            path,
+            operation,
+            status = resp.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(resp)
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// 413 before anything else when an API request declares a body over the
+/// limit; chunked bodies are cut off at the limit while being read.
 async fn reject_declared_oversize(req: Request, limit: usize) -> poem::Result<Request> {
+    if !req.uri().path().starts_with("/api/") {
+        return Ok(req);
+    }
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)

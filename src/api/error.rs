@@ -1,7 +1,7 @@
 //! The one JSON error envelope, for our own errors and the framework's.
 
 use poem::{IntoResponse, Response, http::StatusCode};
-use poem_openapi::{ApiResponse, Enum, Object, payload::Json};
+use poem_openapi::{ApiResponse, Enum, Object, error::ParseParamError, payload::Json};
 
 use crate::error::{AppError, Issue, Resource};
 
@@ -36,8 +36,11 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// Something failed on our side; nothing was written.
     InternalError,
-    /// The database is unreachable.
+    /// The database is unreachable; retry later.
     ServiceUnavailable,
+    /// The request took longer than the server allows. A sync that had
+    /// started still completes: retry with the same idempotency key.
+    RequestTimeout,
 }
 
 /// One validation problem.
@@ -94,41 +97,100 @@ impl ErrorBody {
     }
 }
 
-/// Errors of the sync operations.
-#[derive(ApiResponse, Debug)]
-pub enum ApiError {
-    /// `INVALID_REQUEST`: the body is not JSON. `VALIDATION_ERROR`: its
-    /// content is invalid; every issue is listed in `details.issues`.
-    /// Nothing was written.
-    #[oai(status = 400)]
-    BadRequest(Json<ErrorBody>),
-    /// `INVALID_API_KEY`: missing, malformed, unknown or revoked API key.
-    #[oai(status = 401)]
-    Unauthorized(Json<ErrorBody>),
-    /// `INVALID_ACCOUNT_SCOPE`: the body's `accountId` is not the key's account.
-    #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
-    /// `IDEMPOTENCY_KEY_IN_USE`: a request with this idempotency key is still
-    /// running. Retry later with the same key. Example:
-    /// `{"errorCode": "IDEMPOTENCY_KEY_IN_USE", "message": "A request with this
-    /// idempotency key is still in progress. Retry later."}`
-    #[oai(status = 409)]
-    Conflict(Json<ErrorBody>),
-    /// `PAYLOAD_TOO_LARGE`: the body exceeds the server's limit.
-    #[oai(status = 413)]
-    PayloadTooLarge(Json<ErrorBody>),
-    /// `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`.
-    #[oai(status = 415)]
-    UnsupportedMediaType(Json<ErrorBody>),
-    /// `IDEMPOTENCY_KEY_REUSED`: this key was already used for a different
-    /// request body; nothing was written. Use a new key for a new logical
-    /// write. Example: `{"errorCode": "IDEMPOTENCY_KEY_REUSED", "message":
-    /// "This idempotency key was already used with a different request."}`
-    #[oai(status = 422)]
-    Unprocessable(Json<ErrorBody>),
-    /// `INTERNAL_ERROR`: nothing was written; retry with the same key.
-    #[oai(status = 500)]
-    Internal(Json<ErrorBody>),
+/// Declares an error response type listing exactly the statuses its
+/// operations can answer; each converts from `AppError` through
+/// [`error_parts`].
+macro_rules! error_responses {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $status:literal => $variant:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(ApiResponse, Debug)]
+        pub enum $name {
+            $($(#[$vmeta])* #[oai(status = $status)] $variant(Json<ErrorBody>),)*
+        }
+
+        impl From<AppError> for $name {
+            fn from(err: AppError) -> Self {
+                let (status, body) = error_parts(err);
+                match status.as_u16() {
+                    $($status => $name::$variant(Json(body)),)*
+                    _ => {
+                        tracing::error!(%status, "status not documented for this operation");
+                        $name::Internal(Json(internal_body()))
+                    }
+                }
+            }
+        }
+    };
+}
+
+error_responses! {
+    /// Errors of the sync operations.
+    ApiError {
+        /// `INVALID_REQUEST`: the body is not JSON. `VALIDATION_ERROR`: its
+        /// content (or the `Idempotency-Key` header) is invalid; every issue is
+        /// listed in `details.issues`. Nothing was written.
+        400 => BadRequest,
+        /// `INVALID_API_KEY`: missing, malformed, unknown or revoked API key.
+        401 => Unauthorized,
+        /// `INVALID_ACCOUNT_SCOPE`: the body's `accountId` is not the key's account.
+        403 => Forbidden,
+        /// `IDEMPOTENCY_KEY_IN_USE`: a request with this idempotency key is still
+        /// running. Retry later with the same key. Example:
+        /// `{"errorCode": "IDEMPOTENCY_KEY_IN_USE", "message": "A request with this
+        /// idempotency key is still in progress. Retry later."}`
+        409 => Conflict,
+        /// `PAYLOAD_TOO_LARGE`: the body exceeds the server's limit.
+        413 => PayloadTooLarge,
+        /// `UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`.
+        415 => UnsupportedMediaType,
+        /// `IDEMPOTENCY_KEY_REUSED`: this key was already used for a different
+        /// request body; nothing was written. Use a new key for a new logical
+        /// write. Example: `{"errorCode": "IDEMPOTENCY_KEY_REUSED", "message":
+        /// "This idempotency key was already used with a different request."}`
+        422 => Unprocessable,
+        /// `INTERNAL_ERROR`: nothing was written; retry with the same key.
+        500 => Internal,
+        /// `SERVICE_UNAVAILABLE`: the database is unreachable.
+        /// `REQUEST_TIMEOUT`: the request took too long; a sync that had started
+        /// still completes, so retry with the same idempotency key.
+        503 => Unavailable,
+    }
+}
+
+error_responses! {
+    /// Errors of reading one resource.
+    GetError {
+        /// `VALIDATION_ERROR`: a parameter is malformed.
+        400 => BadRequest,
+        /// `INVALID_API_KEY`: missing, malformed, unknown or revoked API key.
+        401 => Unauthorized,
+        /// `ORDER_NOT_FOUND` / `PRODUCT_NOT_FOUND`: no such ID in the caller's
+        /// account (another account's IDs answer the same).
+        404 => NotFound,
+        /// `PAYLOAD_TOO_LARGE`: the request declares a body over the limit.
+        413 => PayloadTooLarge,
+        /// `INTERNAL_ERROR`.
+        500 => Internal,
+        /// `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT`: retry later.
+        503 => Unavailable,
+    }
+}
+
+error_responses! {
+    /// Errors of listing resources.
+    ListError {
+        /// `VALIDATION_ERROR`: `limit` out of 1–200, a `cursor` that is not
+        /// ours, or a malformed filter; the issue names the parameter.
+        400 => BadRequest,
+        /// `INVALID_API_KEY`: missing, malformed, unknown or revoked API key.
+        401 => Unauthorized,
+        /// `PAYLOAD_TOO_LARGE`: the request declares a body over the limit.
+        413 => PayloadTooLarge,
+        /// `INTERNAL_ERROR`.
+        500 => Internal,
+        /// `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT`: retry later.
+        503 => Unavailable,
+    }
 }
 
 impl ApiError {
@@ -177,14 +239,16 @@ pub fn validation_body(issues: Vec<Issue>) -> ErrorBody {
     }
 }
 
-impl From<AppError> for ApiError {
-    fn from(err: AppError) -> Self {
-        match err {
-            AppError::Invalid(issues) => ApiError::BadRequest(Json(validation_body(issues))),
-            AppError::AccountScope {
-                key_account,
-                payload_account,
-            } => ApiError::Forbidden(Json(ErrorBody {
+/// The status and envelope of a domain error: the one mapping.
+pub fn error_parts(err: AppError) -> (StatusCode, ErrorBody) {
+    match err {
+        AppError::Invalid(issues) => (StatusCode::BAD_REQUEST, validation_body(issues)),
+        AppError::AccountScope {
+            key_account,
+            payload_account,
+        } => (
+            StatusCode::FORBIDDEN,
+            ErrorBody {
                 error_code: ErrorCode::InvalidAccountScope,
                 message: "Payload accountId does not match API key scope.".to_owned(),
                 field: None,
@@ -193,21 +257,39 @@ impl From<AppError> for ApiError {
                     payload_account_id: Some(payload_account),
                     ..Default::default()
                 }),
-            })),
-            AppError::IdempotencyKeyInUse => ApiError::Conflict(Json(ErrorBody::new(
+            },
+        ),
+        AppError::NotFound(resource) => (StatusCode::NOT_FOUND, not_found_body(resource)),
+        AppError::IdempotencyKeyInUse => (
+            StatusCode::CONFLICT,
+            ErrorBody::new(
                 ErrorCode::IdempotencyKeyInUse,
                 "A request with this idempotency key is still in progress. Retry later.",
-            ))),
-            AppError::IdempotencyKeyReused => ApiError::Unprocessable(Json(ErrorBody::new(
+            ),
+        ),
+        AppError::IdempotencyKeyReused => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorBody::new(
                 ErrorCode::IdempotencyKeyReused,
                 "This idempotency key was already used with a different request.",
-            ))),
-            other => {
-                tracing::error!(error = ?other, "request failed");
-                ApiError::Internal(Json(internal_body()))
-            }
+            ),
+        ),
+        AppError::Database(e) if crate::db::is_unavailable(&e) => {
+            tracing::warn!(error = %e, "database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, unavailable_body())
+        }
+        other => {
+            tracing::error!(error = ?other, "request failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, internal_body())
         }
     }
+}
+
+pub fn unavailable_body() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::ServiceUnavailable,
+        "The database is unavailable. Retry later.",
+    )
 }
 
 /// The not-found body of a resource.
@@ -226,6 +308,12 @@ pub async fn envelope(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }
+    if let Some(param) = err.downcast_ref::<ParseParamError>() {
+        let issue = Issue::new(param.name, "invalid_type", param.reason.clone());
+        return Json(validation_body(vec![issue]))
+            .with_status(StatusCode::BAD_REQUEST)
+            .into_response();
+    }
     let status = err.status();
     let body = match status {
         StatusCode::UNAUTHORIZED => invalid_api_key_body(),
@@ -240,6 +328,10 @@ pub async fn envelope(err: poem::Error) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorBody::new(
             ErrorCode::UnsupportedMediaType,
             "Send the body as application/json.",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => ErrorBody::new(
+            ErrorCode::RequestTimeout,
+            "The request took too long. Retry with the same idempotency key.",
         ),
         s if s.is_client_error() => ErrorBody::new(ErrorCode::InvalidRequest, err.to_string()),
         _ => {

@@ -2,7 +2,9 @@
 //! is generated from these types.
 
 pub mod error;
+pub mod health;
 pub mod orders;
+pub mod pagination;
 pub mod payload;
 pub mod products;
 pub mod types;
@@ -24,15 +26,17 @@ pub enum ApiTags {
     Orders,
     /// Products that order lines reference.
     Products,
+    /// Liveness and readiness probes.
+    Health,
 }
 
-pub type Apis = (orders::OrdersApi, products::ProductsApi);
+pub type Apis = (orders::OrdersApi, products::ProductsApi, health::HealthApi);
 
 /// The API with its metadata. Needs no database, so the spec can be built
 /// anywhere (`entrygo openapi`, the spec test).
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (orders::OrdersApi, products::ProductsApi),
+        (orders::OrdersApi, products::ProductsApi, health::HealthApi),
         "EntryGo intake API",
         "1.0.0",
     )

@@ -1,12 +1,19 @@
 //! `/api/orders`: the sync endpoint and its wire types.
 
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, types::Example};
+use chrono::{DateTime, FixedOffset};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::Json,
+    types::Example,
+};
 use serde_json::Value;
 
 use crate::{
     api::{
         ApiTags, batch_items, collect_issues, duplicate_external_ids,
-        error::ApiError,
+        error::{ApiError, GetError, ListError},
+        pagination::{self, default_limit},
         payload::JsonText,
         take_idempotency,
         types::{CountryCode, METADATA_MAX_BYTES, Metadata, Quantity, UnitValueUsd, Usd},
@@ -122,6 +129,34 @@ pub enum SyncOrdersResponse {
     ),
 }
 
+/// A page of orders.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct OrderList {
+    /// Orders in a stable order (by ID).
+    pub data: Vec<OrderView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum GetOrderResponse {
+    /// The order, in the sync response's shape.
+    #[oai(status = 200)]
+    Ok(Json<OrderView>),
+}
+
+#[derive(ApiResponse)]
+pub enum ListOrdersResponse {
+    /// One page of orders.
+    #[oai(status = 200)]
+    Ok(Json<OrderList>),
+}
+
+/// Cursor kind of this listing.
+const CURSOR_KIND: &str = "orders";
+
 pub struct OrdersApi;
 
 #[OpenApi(prefix_path = "/api/orders", tag = "ApiTags::Orders")]
@@ -151,6 +186,70 @@ impl OrdersApi {
             JsonText::from_text(outcome.body),
             outcome.replayed.then_some(true),
         ))
+    }
+
+    /// Get an order
+    ///
+    /// One order of the authenticated account by its EntryGo ID, in the
+    /// sync response's shape. Another account's order answers
+    /// `404 ORDER_NOT_FOUND`, exactly like an unknown ID.
+    #[oai(path = "/:id", method = "get", operation_id = "getOrder")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// EntryGo order ID (`ord_…`).
+        id: Path<String>,
+    ) -> Result<GetOrderResponse, GetError> {
+        let order = domain::orders::get(&state.db, &auth.0, &id.0).await?;
+        Ok(GetOrderResponse::Ok(Json(order.into())))
+    }
+
+    /// List orders
+    ///
+    /// The authenticated account's orders in a stable order (by ID), one
+    /// page at a time: a full walk with `cursor` returns every order exactly
+    /// once, even while orders are being synced. Filter by `externalId` to
+    /// recover the EntryGo ID after an ambiguous write, or by
+    /// `updatedSince` for incremental pulls.
+    #[oai(path = "/", method = "get", operation_id = "listOrders")]
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// Only the order with this external reference.
+        #[oai(name = "externalId")]
+        external_id: Query<Option<String>>,
+        /// Only orders created or updated at or after this instant (RFC 3339).
+        /// For incremental pulls, pass the time your previous pull started.
+        #[oai(name = "updatedSince")]
+        updated_since: Query<Option<DateTime<FixedOffset>>>,
+        /// Page size, 1 to 200.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<u64>,
+        /// The `nextCursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<ListOrdersResponse, ListError> {
+        let after = cursor
+            .0
+            .as_deref()
+            .map(|c| pagination::decode(CURSOR_KIND, c))
+            .transpose()?;
+        let filter = domain::orders::OrderFilter {
+            external_id: external_id.0,
+            updated_since: updated_since.0,
+        };
+        let page =
+            domain::orders::list(&state.db, &auth.0, &filter, after.as_deref(), limit.0).await?;
+        Ok(ListOrdersResponse::Ok(Json(OrderList {
+            data: page.items.into_iter().map(OrderView::from).collect(),
+            next_cursor: page
+                .next_after
+                .map(|id| pagination::encode(CURSOR_KIND, &id)),
+        })))
     }
 }
 

@@ -1,11 +1,21 @@
 //! `/api/products`: the sync endpoint and its wire types.
 
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Header, types::Example};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::Json,
+    types::Example,
+};
 
 use crate::{
     api::{
-        ApiTags, collect_issues, duplicate_external_ids, error::ApiError, payload::JsonText,
-        take_idempotency, types::CountryCode, validation::ValidatedJson,
+        ApiTags, collect_issues, duplicate_external_ids,
+        error::{ApiError, GetError, ListError},
+        pagination::{self, default_limit},
+        payload::JsonText,
+        take_idempotency,
+        types::CountryCode,
+        validation::ValidatedJson,
     },
     auth::{ApiKeyAuth, check_scope},
     domain,
@@ -96,6 +106,34 @@ pub enum SyncProductsResponse {
     ),
 }
 
+/// A page of products.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct ProductList {
+    /// Products in a stable order (by ID).
+    pub data: Vec<ProductView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum GetProductResponse {
+    /// The product, in the sync response's shape.
+    #[oai(status = 200)]
+    Ok(Json<ProductView>),
+}
+
+#[derive(ApiResponse)]
+pub enum ListProductsResponse {
+    /// One page of products.
+    #[oai(status = 200)]
+    Ok(Json<ProductList>),
+}
+
+/// Cursor kind of this listing.
+const CURSOR_KIND: &str = "products";
+
 pub struct ProductsApi;
 
 #[OpenApi(prefix_path = "/api/products", tag = "ApiTags::Products")]
@@ -123,6 +161,65 @@ impl ProductsApi {
             JsonText::from_text(outcome.body),
             outcome.replayed.then_some(true),
         ))
+    }
+
+    /// Get a product
+    ///
+    /// One product of the authenticated account by its EntryGo ID. Another
+    /// account's product answers `404 PRODUCT_NOT_FOUND`, exactly like an
+    /// unknown ID.
+    #[oai(path = "/:id", method = "get", operation_id = "getProduct")]
+    async fn get(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// EntryGo product ID (`prod_…`).
+        id: Path<String>,
+    ) -> Result<GetProductResponse, GetError> {
+        let product = domain::products::get(&state.db, &auth.0, &id.0).await?;
+        Ok(GetProductResponse::Ok(Json(product.into())))
+    }
+
+    /// List products
+    ///
+    /// The authenticated account's products in a stable order (by ID), one
+    /// page at a time; filter by `externalId` (the SKU).
+    #[oai(path = "/", method = "get", operation_id = "listProducts")]
+    async fn list(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// Only the product with this SKU.
+        #[oai(name = "externalId")]
+        external_id: Query<Option<String>>,
+        /// Page size, 1 to 200.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<u64>,
+        /// The `nextCursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<ListProductsResponse, ListError> {
+        let after = cursor
+            .0
+            .as_deref()
+            .map(|c| pagination::decode(CURSOR_KIND, c))
+            .transpose()?;
+        let page = domain::products::list(
+            &state.db,
+            &auth.0,
+            external_id.0.as_deref(),
+            after.as_deref(),
+            limit.0,
+        )
+        .await?;
+        Ok(ListProductsResponse::Ok(Json(ProductList {
+            data: page.items.into_iter().map(ProductView::from).collect(),
+            next_cursor: page
+                .next_after
+                .map(|id| pagination::encode(CURSOR_KIND, &id)),
+        })))
     }
 }
 

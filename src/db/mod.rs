@@ -11,8 +11,8 @@ pub mod products;
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -26,6 +26,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Db {
     conn: DatabaseConnection,
     write_gate: Option<Arc<Mutex<()>>>,
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -47,8 +48,12 @@ impl Db {
                     .foreign_keys(true)
             });
         let conn = sea_orm::Database::connect(opts).await?;
-        let write_gate = (conn.get_database_backend() == DbBackend::Sqlite).then(Default::default);
-        Ok(Self { conn, write_gate })
+        let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
+        Ok(Self {
+            conn,
+            write_gate: sqlite.then(Default::default),
+            sqlite_path: sqlite.then(|| sqlite_file(url)).flatten(),
+        })
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -81,6 +86,32 @@ impl Db {
             .await?;
         Ok(WriteTxn { txn, _gate: gate })
     }
+}
+
+impl Db {
+    /// Opens a read-only transaction whose statements all see one snapshot
+    /// (PostgreSQL: REPEATABLE READ; SQLite: a deferred transaction holds
+    /// its read snapshot until it ends).
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.backend() {
+            DbBackend::Postgres => {
+                self.conn
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.conn.begin().await,
+        }
+    }
+}
+
+/// The file of a `sqlite:` URL; `None` for in-memory databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
 }
 
 /// A write transaction; dropping it without `commit` rolls it back.
@@ -118,13 +149,47 @@ pub fn is_transient(err: &DbErr) -> bool {
         .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "5" | "517"))
 }
 
+/// True when the database could not be reached at all (no connection in
+/// time, connection refused or lost): the client should retry later.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+        || matches!(
+            err,
+            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+                if matches!(e.as_ref(), sea_orm::sqlx::Error::Io(_) | sea_orm::sqlx::Error::PoolTimedOut | sea_orm::sqlx::Error::PoolClosed)
+        )
+}
+
 /// Rows per multi-row statement, kept under SQLite's 32,766 bound
 /// parameters (and PostgreSQL's 65,535) for a table of `columns` columns.
 pub fn chunk_rows(columns: usize) -> usize {
     (30_000 / columns.max(1)).max(1)
 }
 
-/// Runs `ConnectionTrait::ping`: is the database reachable?
-pub async fn ping(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    conn.execute_unprepared("SELECT 1").await.map(|_| ())
+/// How long a readiness check waits for the database.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Db {
+    /// Does the database answer within a second? For SQLite, the file must
+    /// also still be where it was opened: a process whose file was removed
+    /// or unmounted would write to a file nobody can find again.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        if let Some(path) = &self.sqlite_path
+            && !path.exists()
+        {
+            return Err(DbErr::Custom(format!(
+                "database file {} is gone",
+                path.display()
+            )));
+        }
+        tokio::time::timeout(PING_TIMEOUT, self.conn.execute_unprepared("SELECT 1"))
+            .await
+            .map_err(|_| DbErr::Custom("database did not answer in time".into()))?
+            .map(drop)
+    }
+
+    /// Closes the pool (at shutdown).
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.conn.close().await
+    }
 }

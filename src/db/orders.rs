@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
 };
 
 use crate::{
@@ -116,4 +116,73 @@ pub async fn replace_lines(
             .await?;
     }
     Ok(())
+}
+
+/// Which orders a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub external_id: Option<String>,
+    pub updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+/// One order of the account with its lines in position order: a single
+/// joined statement, so header and lines come from one snapshot.
+pub async fn find_with_lines(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    id: &str,
+) -> Result<Option<(orders::Model, Vec<order_items::Model>)>, DbErr> {
+    let mut found = orders::Entity::find_by_id(id)
+        .filter(orders::Column::AccountId.eq(account))
+        .find_with_related(order_items::Entity)
+        .order_by_asc(order_items::Column::Position)
+        .all(conn)
+        .await?;
+    Ok(found.pop())
+}
+
+/// Up to `limit` orders of the account after the ID `after`, in ID order:
+/// keyset pagination on the primary key, so a walk sees each order once
+/// even while orders are inserted or updated.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    filter: &OrderFilter,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<orders::Model>, DbErr> {
+    let mut query = orders::Entity::find().filter(orders::Column::AccountId.eq(account));
+    if let Some(external_id) = &filter.external_id {
+        query = query.filter(orders::Column::ExternalId.eq(external_id.as_str()));
+    }
+    if let Some(since) = filter.updated_since {
+        query = query.filter(orders::Column::UpdatedAt.gte(since.to_utc().fixed_offset()));
+    }
+    if let Some(after) = after {
+        query = query.filter(orders::Column::Id.gt(after));
+    }
+    query
+        .order_by_asc(orders::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
+}
+
+/// The lines of the orders `ids`, by order and position: one query.
+pub async fn lines_of(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<order_items::Model>, DbErr> {
+    let mut lines = Vec::new();
+    for chunk in ids.chunks(chunk_rows(1)) {
+        lines.extend(
+            order_items::Entity::find()
+                .filter(order_items::Column::OrderId.is_in(chunk.to_vec()))
+                .order_by_asc(order_items::Column::OrderId)
+                .order_by_asc(order_items::Column::Position)
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(lines)
 }

@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
 };
 
 use crate::{
@@ -88,4 +88,39 @@ pub async fn existing_ids(
         found.extend(rows);
     }
     Ok(found)
+}
+
+/// One product of the account.
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    id: &str,
+) -> Result<Option<products::Model>, DbErr> {
+    products::Entity::find_by_id(id)
+        .filter(products::Column::AccountId.eq(account))
+        .one(conn)
+        .await
+}
+
+/// Up to `limit` products of the account after the ID `after`, in ID order
+/// (keyset pagination, as for orders).
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    external_id: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<products::Model>, DbErr> {
+    let mut query = products::Entity::find().filter(products::Column::AccountId.eq(account));
+    if let Some(external_id) = external_id {
+        query = query.filter(products::Column::ExternalId.eq(external_id));
+    }
+    if let Some(after) = after {
+        query = query.filter(products::Column::Id.gt(after));
+    }
+    query
+        .order_by_asc(products::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
 }

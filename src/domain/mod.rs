@@ -63,6 +63,16 @@ where
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("write task failed: {e}")))?
 }
 
+/// One page of a listing. `next_after` is the last ID when more may follow.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+/// Largest page a listing returns.
+pub const MAX_PAGE: u64 = 200;
+
 /// Attempts of a write transaction that hit a transient conflict
 /// (deadlock, serialisation failure, SQLite busy) before giving up.
 const WRITE_ATTEMPTS: u32 = 5;

@@ -1,15 +1,19 @@
 //! Orders: upsert by (account, externalId), full replacement of line items,
 //! exact totals, one transaction per request.
 
-use std::sync::Arc;
+use std::{collections::HashMap, str::FromStr, sync::Arc};
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+pub use crate::db::orders::OrderFilter;
 use crate::{
-    db,
-    domain::{Render, execute_sync, money},
-    error::AppResult,
+    db::{
+        self, Db,
+        entities::{order_items, orders},
+    },
+    domain::{MAX_PAGE, Page, Render, execute_sync, money},
+    error::{AppError, AppResult, Resource},
     idempotency::{Idempotent, Outcome},
     state::AppState,
 };
@@ -150,4 +154,69 @@ impl OrderInput {
                 .collect(),
         }
     }
+}
+
+/// One order of the account; another account's order is as missing as an
+/// unknown ID.
+pub async fn get(db: &Db, account: &str, id: &str) -> AppResult<Order> {
+    let (order, lines) = db::orders::find_with_lines(db.conn(), account, id)
+        .await?
+        .ok_or(AppError::NotFound(Resource::Order))?;
+    from_rows(order, lines)
+}
+
+/// A page of the account's orders in ID order, after the ID `after`.
+pub async fn list(
+    db: &Db,
+    account: &str,
+    filter: &OrderFilter,
+    after: Option<&str>,
+    limit: u64,
+) -> AppResult<Page<Order>> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    // One snapshot for the orders and their lines.
+    let txn = db.begin_read().await?;
+    let mut orders = db::orders::page(&txn, account, filter, after, limit + 1).await?;
+    let more = orders.len() as u64 > limit;
+    orders.truncate(limit as usize);
+    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+    let mut lines_by_order: HashMap<String, Vec<order_items::Model>> = HashMap::new();
+    for line in db::orders::lines_of(&txn, &ids).await? {
+        lines_by_order
+            .entry(line.order_id.clone())
+            .or_default()
+            .push(line);
+    }
+    txn.commit().await?;
+    let items = orders
+        .into_iter()
+        .map(|o| {
+            let lines = lines_by_order.remove(&o.id).unwrap_or_default();
+            from_rows(o, lines)
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    let next_after = more.then(|| items.last().map(|o| o.id.clone())).flatten();
+    Ok(Page { items, next_after })
+}
+
+fn from_rows(order: orders::Model, lines: Vec<order_items::Model>) -> AppResult<Order> {
+    let total = Decimal::from_str(&order.total_value_usd)
+        .map_err(|e| anyhow::anyhow!("stored total of {} is not a decimal: {e}", order.id))?;
+    Ok(Order {
+        id: order.id,
+        account_id: order.account_id,
+        external_id: order.external_id,
+        destination_country: order.destination_country,
+        destination_region: order.destination_region,
+        destination_postal_code: order.destination_postal_code,
+        total_value_usd: total,
+        lines: lines
+            .into_iter()
+            .map(|l| Line {
+                product_id: l.product_id,
+                quantity: l.quantity,
+                unit_value_micros: l.unit_value_micros,
+            })
+            .collect(),
+    })
 }

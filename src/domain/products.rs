@@ -3,9 +3,9 @@
 use std::{collections::HashSet, sync::Arc};
 
 use crate::{
-    db::{self, Db},
-    domain::{Render, execute_sync},
-    error::AppResult,
+    db::{self, Db, entities::products},
+    domain::{MAX_PAGE, Page, Render, execute_sync},
+    error::{AppError, AppResult, Resource},
     idempotency::{Idempotent, Outcome},
     state::AppState,
 };
@@ -109,4 +109,44 @@ pub async fn unknown_ids(db: &Db, account: &str, ids: &[&str]) -> AppResult<Hash
         .filter(|id| !known.contains(**id))
         .map(|id| (*id).to_owned())
         .collect())
+}
+
+/// One product of the account; another account's product is as missing as
+/// an unknown ID.
+pub async fn get(db: &Db, account: &str, id: &str) -> AppResult<Product> {
+    db::products::find(db.conn(), account, id)
+        .await?
+        .map(Product::from)
+        .ok_or(AppError::NotFound(Resource::Product))
+}
+
+/// A page of the account's products in ID order, after the ID `after`.
+pub async fn list(
+    db: &Db,
+    account: &str,
+    external_id: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> AppResult<Page<Product>> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut rows = db::products::page(db.conn(), account, external_id, after, limit + 1).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let items: Vec<Product> = rows.into_iter().map(Product::from).collect();
+    let next_after = more.then(|| items.last().map(|p| p.id.clone())).flatten();
+    Ok(Page { items, next_after })
+}
+
+impl From<products::Model> for Product {
+    fn from(p: products::Model) -> Self {
+        Self {
+            id: p.id,
+            account_id: p.account_id,
+            external_id: p.external_id,
+            name: p.name,
+            hs_code: p.hs_code,
+            country_of_origin: p.country_of_origin,
+            description: p.description,
+        }
+    }
 }

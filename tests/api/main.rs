@@ -9,5 +9,7 @@ mod cli;
 mod errors;
 mod idempotency;
 mod openapi_spec;
+mod operations;
 mod orders_sync;
 mod products;
+mod reads;

@@ -1,0 +1,178 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    helpers::{
+        Backend, ServerProcess, batch, body_json, order, seed_order_request, spawn_app_with,
+    },
+};
+
+both_backends! {
+    async fn health_probes_answer_without_a_key(app) {
+        for path in ["/healthz", "/readyz"] {
+            let resp = app.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            assert_eq!(body_json(resp).await, json!({"status": "ok"}));
+        }
+    }
+
+    async fn request_ids_are_honoured_or_made_and_always_returned(app) {
+        let resp = app.client.get(app.url("/healthz")).header("x-request-id", "client-req-42").send().await.unwrap();
+        assert_eq!(resp.headers()["x-request-id"], "client-req-42");
+        let resp = app.client.get(app.url("/nope")).send().await.unwrap();
+        let made = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(made.len(), 36);
+        let again = app.client.get(app.url("/nope")).send().await.unwrap();
+        assert_ne!(again.headers()["x-request-id"].to_str().unwrap(), made);
+        // Too long, or with spaces: replaced.
+        for bad in ["x".repeat(129), "has space".to_owned()] {
+            let resp = app.client.post(app.url("/api/orders/sync")).header("x-request-id", &bad).send().await.unwrap();
+            assert_eq!(resp.status(), 401);
+            assert_ne!(resp.headers()["x-request-id"].to_str().unwrap(), bad);
+        }
+    }
+}
+
+async fn readyz_follows_the_database(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return eprintln!("skipped: PostgreSQL not configured");
+    };
+    let ready = || async { app.client.get(app.url("/readyz")).send().await.unwrap() };
+    assert_eq!(ready().await.status(), 200);
+    let admin_url = std::env::var(crate::helpers::POSTGRES_ENV).ok();
+    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    // Take the database away…
+    match backend {
+        Backend::Postgres => {
+            use sea_orm::ConnectionTrait;
+            let admin = sea_orm::Database::connect(admin_url.as_deref().unwrap())
+                .await
+                .unwrap();
+            admin
+                .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+                .await
+                .unwrap();
+            admin
+                .execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+                .await
+                .unwrap();
+            let resp = ready().await;
+            assert_eq!(resp.status(), 503);
+            assert_eq!(body_json(resp).await["errorCode"], "SERVICE_UNAVAILABLE");
+            // API calls answer 503 as well, in the envelope.
+            let resp = app.sync_orders(&seed_order_request()).await;
+            assert_eq!(resp.status(), 503);
+            assert_eq!(body_json(resp).await["errorCode"], "SERVICE_UNAVAILABLE");
+            admin
+                .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                .await
+                .unwrap();
+        }
+        Backend::Sqlite => {
+            let path = app
+                .database_url
+                .strip_prefix("sqlite://")
+                .unwrap()
+                .to_owned();
+            let moved = format!("{path}.away");
+            std::fs::rename(&path, &moved).unwrap();
+            let resp = ready().await;
+            assert_eq!(resp.status(), 503);
+            assert_eq!(body_json(resp).await["errorCode"], "SERVICE_UNAVAILABLE");
+            std::fs::rename(&moved, &path).unwrap();
+        }
+    }
+    // …and back.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = ready().await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(app.sync_orders(&seed_order_request()).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_turns_503_when_the_database_is_gone_and_back_sqlite() {
+    readyz_follows_the_database(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_turns_503_when_the_database_is_gone_and_back_postgres() {
+    readyz_follows_the_database(Backend::Postgres).await
+}
+
+async fn slow_requests_time_out_with_503(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.request_timeout = 1).await else {
+        return eprintln!("skipped: PostgreSQL not configured");
+    };
+    let body = batch(vec![order("slow-1", &[("prod_cap_002", "1", "1")])]);
+    assert_eq!(app.sync_orders(&body).await.status(), 200);
+    let changed = batch(vec![order("slow-1", &[("prod_cap_002", "3", "1")])]);
+    let blocker = app.block_writes("slow-1").await;
+    let resp = app
+        .post_with_key("/api/orders/sync", "slow-key", &changed)
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(body_json(resp).await["errorCode"], "REQUEST_TIMEOUT");
+    blocker.release().await;
+    // The write still completes; the retry gets its result.
+    loop {
+        let resp = app
+            .post_with_key("/api/orders/sync", "slow-key", &changed)
+            .await;
+        if resp.status() == 409 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["idempotent-replayed"], "true");
+        assert_eq!(body_json(resp).await["data"][0]["totalValueUsd"], 3);
+        break;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_requests_time_out_with_503_and_still_complete_sqlite() {
+    slow_requests_time_out_with_503(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_requests_time_out_with_503_and_still_complete_postgres() {
+    slow_requests_time_out_with_503(Backend::Postgres).await
+}
+
+both_backends! {
+    async fn sigterm_lets_an_in_flight_request_finish(app) {
+        seed_existing(&app).await;
+        let server = ServerProcess::start(&app.database_url);
+        let body = batch(vec![order("term-1", &[("prod_cap_002", "4", "1")])]);
+        let blocker = app.block_writes("term-1").await;
+        let in_flight = tokio::spawn({
+            let req = app.client.post(format!("{}/api/orders/sync", server.address)).bearer_auth(&app.api_key)
+                .header("idempotency-key", "term").json(&body);
+            async move { req.send().await }
+        });
+        app.wait_for_idempotency_lock().await;
+        server.signal("TERM");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // No new connections are accepted…
+        assert!(app.client.get(format!("{}/healthz", server.address)).send().await.is_err());
+        blocker.release().await;
+        // …but the request in flight completes, and the process exits cleanly.
+        let resp = in_flight.await.unwrap().expect("in-flight request answered");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(body_json(resp).await["data"][0]["totalValueUsd"], 4);
+        assert!(server.wait_exit(Duration::from_secs(10)).success());
+    }
+}
+
+async fn seed_existing(app: &crate::helpers::TestApp) {
+    let body = batch(vec![order("term-1", &[("prod_cap_002", "1", "1")])]);
+    assert_eq!(app.sync_orders(&body).await.status(), 200);
+}

@@ -32,6 +32,9 @@ use crate::{
 /// Longest idempotency key, in characters.
 pub const KEY_MAX_LEN: usize = 255;
 
+/// The characters of a key, as the spec states them (0x21–0x7E).
+pub const KEY_PATTERN: &str = "^[!-~]+$";
+
 /// A key of 1 to 255 visible ASCII characters (0x21–0x7E).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
@@ -318,6 +321,18 @@ pub async fn purge_expired_forever(db: Db, every: Duration) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_documented_pattern_agrees_with_the_parser() {
+        let re = regex::Regex::new(KEY_PATTERN).unwrap();
+        for sample in ["a", "!~", "a b", "é", "tab\t", "A-Z_0.9:/"] {
+            assert_eq!(
+                re.is_match(sample),
+                IdempotencyKey::parse(sample, "k").is_ok(),
+                "{sample:?}"
+            );
+        }
+    }
 
     #[test]
     fn keys_are_visible_ascii_of_1_to_255_characters() {

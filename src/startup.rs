@@ -9,9 +9,12 @@ use anyhow::Context;
 use migration::MigratorTrait;
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
+    endpoint::make_sync,
+    get,
     http::{HeaderValue, StatusCode},
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     middleware::CatchPanic,
+    web::Html,
 };
 use poem_openapi::OperationId;
 use tracing::Instrument;
@@ -122,22 +125,43 @@ fn redact(url: &str) -> String {
 /// The whole HTTP application: API, spec, Swagger UI and the middleware
 /// that gives every error the one JSON envelope.
 pub fn app(state: AppState) -> impl Endpoint {
-    let service = api::service();
-    let spec = service.spec_endpoint();
-    let docs = service.swagger_ui();
+    let spec = api::spec_json();
+    let docs = api::swagger_ui_html();
     let limit = state.settings.serve.body_limit;
     let timeout = Duration::from_secs(state.settings.serve.request_timeout);
     Route::new()
-        .nest("/", service)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .nest("/", api::service())
+        .at(
+            "/openapi.json",
+            get(make_sync(move |_| {
+                spec.clone().with_content_type("application/json")
+            })),
+        )
+        .at("/docs", get(make_sync(move |_| Html(docs.clone()))))
         .data(BodyLimit(limit))
         .data(state)
         .before(move |req: Request| reject_declared_oversize(req, limit))
         .around(move |next, req| with_timeout(next, req, timeout))
         .with(CatchPanic::new().with_handler(|_| panic_response()))
         .catch_all_error(envelope)
+        .around(advertise_allowed_methods)
         .around(observe)
+}
+
+/// Adds `Allow` to a 405 of a documented path.
+async fn advertise_allowed_methods<E: Endpoint>(
+    next: Arc<E>,
+    req: Request,
+) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let mut resp = next.get_response(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) =
+            api::allowed_methods(&path).and_then(|m| HeaderValue::from_str(&m).ok())
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, allow);
+    }
+    Ok(resp)
 }
 
 /// 503 when a request takes longer than `limit`. A sync's write runs in a

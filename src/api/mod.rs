@@ -10,7 +10,9 @@ pub mod products;
 pub mod types;
 pub mod validation;
 
-use poem_openapi::{OpenApiService, Tags};
+use std::sync::LazyLock;
+
+use poem_openapi::{LicenseObject, OpenApiService, ServerObject, Tags};
 use std::collections::hash_map::Entry;
 
 use serde_json::Value;
@@ -45,12 +47,113 @@ pub fn service() -> OpenApiService<Apis, ()> {
              Authenticate with `Authorization: Bearer <api-key>`. Every error is a JSON \
              envelope `{errorCode, message, field?, details?}`; branch on `errorCode`.",
     )
-    .server("http://localhost:3000")
+    .server(ServerObject::new("http://localhost:3000").description("A local `entrygo serve`"))
+    .license(LicenseObject::new("Proprietary"))
 }
 
-/// The spec as served at `/openapi.json` and committed in `openapi/`.
+/// The spec as served at `/openapi.json` and committed in `openapi/`:
+/// poem-openapi's document, finished by [`finish_spec`].
 pub fn spec_json() -> String {
-    service().spec()
+    static SPEC: LazyLock<String> = LazyLock::new(|| {
+        let mut spec: Value =
+            serde_json::from_str(&service().spec()).expect("poem-openapi writes JSON");
+        finish_spec(&mut spec);
+        serde_json::to_string_pretty(&spec).expect("a Value serialises")
+    });
+    SPEC.clone()
+}
+
+/// Swagger UI, showing the finished spec.
+pub fn swagger_ui_html() -> String {
+    let service = service();
+    service
+        .swagger_ui_html()
+        .replace(&service.spec(), &spec_json())
+}
+
+/// What poem-openapi cannot state itself:
+/// - operations without an API key say so (`security: []`), so linters and
+///   SDK generators know they are public rather than undocumented;
+/// - response header names are written as sent (`Idempotent-Replayed`, not
+///   upper case).
+fn finish_spec(spec: &mut Value) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut())
+    {
+        let Some(operation) = operation.as_object_mut() else {
+            continue;
+        };
+        operation
+            .entry("security")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let responses = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut);
+        for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+            if let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut) {
+                *headers = std::mem::take(headers)
+                    .into_iter()
+                    .map(|(name, header)| (title_case_header(&name), header))
+                    .collect();
+            }
+        }
+    }
+}
+
+/// `IDEMPOTENT-REPLAYED` → `Idempotent-Replayed`.
+fn title_case_header(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let lower = word.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The methods each documented path accepts, for the `Allow` header of a
+/// 405 (RFC 9110 requires it).
+pub fn allowed_methods(path: &str) -> Option<String> {
+    static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
+        let spec: Value = serde_json::from_str(&spec_json()).expect("spec is JSON");
+        spec["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(template, ops)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let methods: Vec<String> = ops
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(m, _)| m.to_uppercase())
+                    .collect();
+                (segments, methods.join(", "))
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        // An exact path (`/api/orders/sync`) beats a template (`/api/orders/{id}`).
+        .min_by_key(|(template, _)| template.iter().filter(|t| t.starts_with('{')).count())
+        .map(|(_, methods)| methods.clone())
 }
 
 /// `items.N.externalId` repeated within one batch: an issue on each later

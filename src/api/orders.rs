@@ -16,7 +16,10 @@ use crate::{
         pagination::{self, default_limit},
         payload::JsonText,
         take_idempotency,
-        types::{CountryCode, METADATA_MAX_BYTES, Metadata, Quantity, UnitValueUsd, Usd},
+        types::{
+            CountryCode, IdempotencyKeyHeader, METADATA_MAX_BYTES, Metadata, Quantity,
+            UnitValueUsd, Usd,
+        },
         validation::ValidatedJson,
     },
     auth::{ApiKeyAuth, check_scope},
@@ -175,12 +178,17 @@ impl OrdersApi {
         /// Idempotency key for retriable writes (1 to 255 visible ASCII
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         body: ValidatedJson<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
         let mut body = body;
-        let (orders, idem) =
-            validate(&state, &auth.0, idempotency_key.0.as_deref(), &mut body).await?;
+        let (orders, idem) = validate(
+            &state,
+            &auth.0,
+            idempotency_key.0.as_ref().map(|k| k.0.as_str()),
+            &mut body,
+        )
+        .await?;
         let outcome = domain::orders::sync(&state, &auth.0, orders, idem, render).await?;
         Ok(SyncOrdersResponse::Ok(
             JsonText::from_text(outcome.body),
@@ -218,7 +226,7 @@ impl OrdersApi {
         auth: ApiKeyAuth,
         state: poem::web::Data<&AppState>,
         /// Only the order with this external reference.
-        #[oai(name = "externalId")]
+        #[oai(name = "externalId", validator(min_length = 1, max_length = 255))]
         external_id: Query<Option<String>>,
         /// Only orders created or updated at or after this instant (RFC 3339).
         /// For incremental pulls, pass the time your previous pull started.
@@ -230,7 +238,8 @@ impl OrdersApi {
             validator(minimum(value = "1"), maximum(value = "200"))
         )]
         limit: Query<u64>,
-        /// The `nextCursor` of the previous page.
+        /// The `nextCursor` of the previous page (opaque).
+        #[oai(validator(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListOrdersResponse, ListError> {
         let after = cursor

@@ -14,7 +14,7 @@ use crate::{
         pagination::{self, default_limit},
         payload::JsonText,
         take_idempotency,
-        types::CountryCode,
+        types::{CountryCode, IdempotencyKeyHeader},
         validation::ValidatedJson,
     },
     auth::{ApiKeyAuth, check_scope},
@@ -151,11 +151,15 @@ impl ProductsApi {
         /// Idempotency key for retriable writes (1 to 255 visible ASCII
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         body: ValidatedJson<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
         let mut body = body;
-        let (products, idem) = validate(&auth.0, idempotency_key.0.as_deref(), &mut body)?;
+        let (products, idem) = validate(
+            &auth.0,
+            idempotency_key.0.as_ref().map(|k| k.0.as_str()),
+            &mut body,
+        )?;
         let outcome = domain::products::sync(&state, &auth.0, products, idem, render).await?;
         Ok(SyncProductsResponse::Ok(
             JsonText::from_text(outcome.body),
@@ -190,7 +194,7 @@ impl ProductsApi {
         auth: ApiKeyAuth,
         state: poem::web::Data<&AppState>,
         /// Only the product with this SKU.
-        #[oai(name = "externalId")]
+        #[oai(name = "externalId", validator(min_length = 1, max_length = 255))]
         external_id: Query<Option<String>>,
         /// Page size, 1 to 200.
         #[oai(
@@ -198,7 +202,8 @@ impl ProductsApi {
             validator(minimum(value = "1"), maximum(value = "200"))
         )]
         limit: Query<u64>,
-        /// The `nextCursor` of the previous page.
+        /// The `nextCursor` of the previous page (opaque).
+        #[oai(validator(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListProductsResponse, ListError> {
         let after = cursor

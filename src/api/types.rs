@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
-    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
 };
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -207,5 +207,29 @@ impl ParseFromJSON for Metadata {
 impl ToJSON for Metadata {
     fn to_json(&self) -> Option<Value> {
         Some(Value::Object(self.0.clone()))
+    }
+}
+
+/// The `Idempotency-Key` header as sent. Its schema states the rule (1 to
+/// 255 visible ASCII characters); parsing accepts any text so that
+/// `idempotency::IdempotencyKey::parse` reports a bad key together with the
+/// body's issues, as one `VALIDATION_ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKeyHeader(pub String);
+
+leaf_type!(
+    IdempotencyKeyHeader,
+    "IdempotencyKeyHeader",
+    MetaSchema {
+        min_length: Some(1),
+        max_length: Some(crate::idempotency::KEY_MAX_LEN),
+        pattern: Some(crate::idempotency::KEY_PATTERN.to_owned()),
+        ..MetaSchema::new("string")
+    }
+);
+
+impl ParseFromParameter for IdempotencyKeyHeader {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(Self(value.to_owned()))
     }
 }

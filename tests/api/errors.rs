@@ -36,7 +36,13 @@ both_backends! {
         for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::PUT] {
             let resp = app.client.request(method, app.url("/api/orders/sync")).send().await.unwrap();
             assert_eq!(resp.status(), 405);
+            assert_eq!(resp.headers()["allow"], "POST");
             assert_eq!(body_json(resp).await["errorCode"], "METHOD_NOT_ALLOWED");
+        }
+        for (path, allow) in [("/api/orders/ord_1", "GET"), ("/api/products", "GET"), ("/readyz", "GET")] {
+            let resp = app.client.patch(app.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 405, "{path}");
+            assert_eq!(resp.headers()["allow"], allow, "{path}");
         }
     }
 

@@ -13,3 +13,4 @@ mod operations;
 mod orders_sync;
 mod products;
 mod reads;
+mod sdk_rust;

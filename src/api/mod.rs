@@ -75,8 +75,13 @@ pub fn swagger_ui_html() -> String {
 /// - operations without an API key say so (`security: []`), so linters and
 ///   SDK generators know they are public rather than undocumented;
 /// - response header names are written as sent (`Idempotent-Replayed`, not
-///   upper case).
+///   upper case);
+/// - JSON bodies are declared as `application/json`. poem-openapi writes
+///   `application/json; charset=utf-8`, the same media type with a
+///   parameter, which SDK generators and diff tools fail to recognise as
+///   JSON. The server keeps sending the charset, which JSON clients accept.
 fn finish_spec(spec: &mut Value) {
+    rename_json_media_types(spec);
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -104,6 +109,21 @@ fn finish_spec(spec: &mut Value) {
         }
     }
 }
+
+fn rename_json_media_types(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(media) = map.remove(POEM_JSON) {
+                map.insert("application/json".to_owned(), media);
+            }
+            map.values_mut().for_each(rename_json_media_types);
+        }
+        Value::Array(items) => items.iter_mut().for_each(rename_json_media_types),
+        _ => {}
+    }
+}
+
+const POEM_JSON: &str = "application/json; charset=utf-8";
 
 /// `IDEMPOTENT-REPLAYED` → `Idempotent-Replayed`.
 fn title_case_header(name: &str) -> String {
@@ -212,6 +232,15 @@ pub fn collect_issues<T>(parsed: Result<T, Vec<Issue>>, extra: Vec<Issue>) -> Ap
             Err(AppError::Invalid(issues))
         }
     }
+}
+
+/// The raw `Idempotency-Key` header. poem's typed header reads a value that
+/// is not visible ASCII as absent, which would silently drop idempotency;
+/// read lossily instead, so such a key is reported as invalid.
+pub fn idempotency_header(req: &poem::Request) -> Option<String> {
+    req.headers()
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// The idempotency key of a sync request: the `Idempotency-Key` header when

@@ -13,7 +13,8 @@ use crate::{
     api::{
         ApiTags, batch_items, collect_issues, duplicate_external_ids,
         error::{ApiError, GetError, ListError},
-        pagination::{self, default_limit},
+        idempotency_header,
+        pagination::default_limit,
         payload::JsonText,
         take_idempotency,
         types::{
@@ -157,9 +158,6 @@ pub enum ListOrdersResponse {
     Ok(Json<OrderList>),
 }
 
-/// Cursor kind of this listing.
-const CURSOR_KIND: &str = "orders";
-
 pub struct OrdersApi;
 
 #[OpenApi(prefix_path = "/api/orders", tag = "ApiTags::Orders")]
@@ -178,14 +176,15 @@ impl OrdersApi {
         /// Idempotency key for retriable writes (1 to 255 visible ASCII
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<IdempotencyKeyHeader>>,
+        _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
+        req: &poem::Request,
         body: ValidatedJson<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
         let mut body = body;
         let (orders, idem) = validate(
             &state,
             &auth.0,
-            idempotency_key.0.as_ref().map(|k| k.0.as_str()),
+            idempotency_header(req).as_deref(),
             &mut body,
         )
         .await?;
@@ -239,25 +238,18 @@ impl OrdersApi {
         )]
         limit: Query<u64>,
         /// The `nextCursor` of the previous page (opaque).
-        #[oai(validator(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$"))]
+        #[oai(validator(pattern = "^ord_[A-Za-z0-9_]{1,60}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListOrdersResponse, ListError> {
-        let after = cursor
-            .0
-            .as_deref()
-            .map(|c| pagination::decode(CURSOR_KIND, c))
-            .transpose()?;
         let filter = domain::orders::OrderFilter {
             external_id: external_id.0,
             updated_since: updated_since.0,
         };
         let page =
-            domain::orders::list(&state.db, &auth.0, &filter, after.as_deref(), limit.0).await?;
+            domain::orders::list(&state.db, &auth.0, &filter, cursor.0.as_deref(), limit.0).await?;
         Ok(ListOrdersResponse::Ok(Json(OrderList {
             data: page.items.into_iter().map(OrderView::from).collect(),
-            next_cursor: page
-                .next_after
-                .map(|id| pagination::encode(CURSOR_KIND, &id)),
+            next_cursor: page.next_after,
         })))
     }
 }

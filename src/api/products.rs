@@ -11,7 +11,8 @@ use crate::{
     api::{
         ApiTags, collect_issues, duplicate_external_ids,
         error::{ApiError, GetError, ListError},
-        pagination::{self, default_limit},
+        idempotency_header,
+        pagination::default_limit,
         payload::JsonText,
         take_idempotency,
         types::{CountryCode, IdempotencyKeyHeader},
@@ -131,9 +132,6 @@ pub enum ListProductsResponse {
     Ok(Json<ProductList>),
 }
 
-/// Cursor kind of this listing.
-const CURSOR_KIND: &str = "products";
-
 pub struct ProductsApi;
 
 #[OpenApi(prefix_path = "/api/products", tag = "ApiTags::Products")]
@@ -151,15 +149,12 @@ impl ProductsApi {
         /// Idempotency key for retriable writes (1 to 255 visible ASCII
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<IdempotencyKeyHeader>>,
+        _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
+        req: &poem::Request,
         body: ValidatedJson<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
         let mut body = body;
-        let (products, idem) = validate(
-            &auth.0,
-            idempotency_key.0.as_ref().map(|k| k.0.as_str()),
-            &mut body,
-        )?;
+        let (products, idem) = validate(&auth.0, idempotency_header(req).as_deref(), &mut body)?;
         let outcome = domain::products::sync(&state, &auth.0, products, idem, render).await?;
         Ok(SyncProductsResponse::Ok(
             JsonText::from_text(outcome.body),
@@ -203,27 +198,20 @@ impl ProductsApi {
         )]
         limit: Query<u64>,
         /// The `nextCursor` of the previous page (opaque).
-        #[oai(validator(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$"))]
+        #[oai(validator(pattern = "^prod_[A-Za-z0-9_]{1,60}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListProductsResponse, ListError> {
-        let after = cursor
-            .0
-            .as_deref()
-            .map(|c| pagination::decode(CURSOR_KIND, c))
-            .transpose()?;
         let page = domain::products::list(
             &state.db,
             &auth.0,
             external_id.0.as_deref(),
-            after.as_deref(),
+            cursor.0.as_deref(),
             limit.0,
         )
         .await?;
         Ok(ListProductsResponse::Ok(Json(ProductList {
             data: page.items.into_iter().map(ProductView::from).collect(),
-            next_cursor: page
-                .next_after
-                .map(|id| pagination::encode(CURSOR_KIND, &id)),
+            next_cursor: page.next_after,
         })))
     }
 }

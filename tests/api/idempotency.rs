@@ -336,3 +336,20 @@ async fn expired_keys_behave_as_new_sqlite() {
 async fn expired_keys_behave_as_new_postgres() {
     expired_keys_behave_as_new(Backend::Postgres).await
 }
+
+both_backends! {
+    async fn a_key_that_is_not_ascii_is_reported_not_dropped(app) {
+        let resp = app
+            .client
+            .post(app.url(ORDERS))
+            .bearer_auth(&app.api_key)
+            .header("idempotency-key", reqwest::header::HeaderValue::from_bytes("ключ".as_bytes()).unwrap())
+            .json(&seed_order_request())
+            .send()
+            .await
+            .unwrap();
+        let issues = validation_issues(resp).await;
+        assert_eq!(issues, vec![("Idempotency-Key".to_owned(), "invalid_string".to_owned())]);
+        assert_eq!(app.order_count().await, 0);
+    }
+}

@@ -10,7 +10,7 @@ from entrygo_client.api.products import sync_products
 from entrygo_client.models import (
     LineItem,
     SyncOrderInput,
-    SyncOrderInputMetadata,
+    SyncOrderInputMetadataType0,
     SyncOrdersRequest,
     SyncOrdersResult,
     SyncProductInput,
@@ -32,7 +32,7 @@ products = sync_products.sync(
 assert isinstance(products, SyncProductsResult), products
 assert products.data[0].id.startswith("prod_")
 
-metadata = SyncOrderInputMetadata.from_dict({"source": "warehouse-wms", "wave": "wave-17"})
+metadata = SyncOrderInputMetadataType0.from_dict({"source": "warehouse-wms", "wave": "wave-17"})
 order = SyncOrdersRequest(
     account_id="acc_123",
     items=[

@@ -40,10 +40,12 @@ pub struct SyncOrdersRequest {
     /// Orders to create or update (1 to 1,000), each `externalId` once.
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub items: Vec<SyncOrderInput>,
-    /// Optional body-level idempotency key; the `Idempotency-Key` header wins
-    /// when both are present (this field is then ignored).
+    /// Optional body-level idempotency key: 1 to 255 visible ASCII
+    /// characters (0x21-0x7E). The `Idempotency-Key` header wins when both
+    /// are present; this field is then ignored, even when malformed.
     #[oai(
         validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+        nullable,
         skip_serializing_if_is_none
     )]
     pub idempotency_key: Option<String>,
@@ -60,16 +62,17 @@ pub struct SyncOrderInput {
     /// upper case.
     pub destination_country: CountryCode,
     /// Region or state.
-    #[oai(validator(max_length = 100))]
+    #[oai(validator(max_length = 100), nullable)]
     pub destination_region: Option<String>,
     /// Postal code.
-    #[oai(validator(max_length = 32))]
+    #[oai(validator(max_length = 32), nullable)]
     pub destination_postal_code: Option<String>,
     /// Line items (1 to 1,000); they replace the order's lines on re-sync.
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub items: Vec<LineItem>,
     /// Source metadata preserved with the order: a JSON object of at most
     /// 64 KiB (compact JSON, UTF-8). Replaced on re-sync.
+    #[oai(nullable)]
     pub metadata: Option<Metadata>,
 }
 

@@ -35,10 +35,12 @@ pub struct SyncProductsRequest {
     /// Products to create or update (1 to 1,000), each `externalId` once.
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub items: Vec<SyncProductInput>,
-    /// Optional body-level idempotency key; the `Idempotency-Key` header wins
-    /// when both are present (this field is then ignored).
+    /// Optional body-level idempotency key: 1 to 255 visible ASCII
+    /// characters (0x21-0x7E). The `Idempotency-Key` header wins when both
+    /// are present; this field is then ignored, even when malformed.
     #[oai(
         validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+        nullable,
         skip_serializing_if_is_none
     )]
     pub idempotency_key: Option<String>,
@@ -57,12 +59,13 @@ pub struct SyncProductInput {
     #[oai(validator(min_length = 1, max_length = 255))]
     pub name: String,
     /// Harmonized System code: 6 to 10 digits.
-    #[oai(validator(pattern = "^[0-9]{6,10}$"))]
+    #[oai(validator(pattern = "^[0-9]{6,10}$"), nullable)]
     pub hs_code: Option<String>,
     /// Country of origin (ISO 3166-1 alpha-2); stored upper case.
+    #[oai(nullable)]
     pub country_of_origin: Option<CountryCode>,
     /// Customs description, at most 2,000 characters.
-    #[oai(validator(max_length = 2000))]
+    #[oai(validator(max_length = 2000), nullable)]
     pub description: Option<String>,
 }
 

@@ -211,8 +211,7 @@ impl ToJSON for Metadata {
 }
 
 /// The `Idempotency-Key` header, for the spec only: its schema states the
-/// rule (1 to 255 visible ASCII characters; whitespace around the value is
-/// not part of it, as HTTP strips it). Handlers read the raw header
+/// rule (1 to 255 visible ASCII characters). Handlers read the raw header
 /// (`api::idempotency_header`) so that `idempotency::IdempotencyKey::parse`
 /// reports a bad key together with the body's issues.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,14 +223,10 @@ leaf_type!(
     MetaSchema {
         min_length: Some(1),
         max_length: Some(crate::idempotency::KEY_MAX_LEN),
-        pattern: Some(HEADER_KEY_PATTERN.to_owned()),
+        pattern: Some(crate::idempotency::KEY_PATTERN.to_owned()),
         ..MetaSchema::new("string")
     }
 );
-
-/// [`crate::idempotency::KEY_PATTERN`] plus the whitespace HTTP strips
-/// around a header value before the server sees it.
-const HEADER_KEY_PATTERN: &str = "^[\t ]*[!-~]+[\t ]*$";
 
 impl ParseFromParameter for IdempotencyKeyHeader {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {

@@ -197,22 +197,37 @@ impl Idempotency {
         }
     }
 
-    /// Before the write transaction: the stored response to replay, or a
-    /// claim on the key for this process (nothing to claim without a key).
-    /// One indexed read.
-    pub async fn claim(
+    /// Before validation: the stored response of an earlier request with
+    /// this key. One indexed read. A replay needs nothing else: the same
+    /// fingerprint means the same body, which passed every check before. A
+    /// key used for another request is only refused after validation, which
+    /// the contract orders first.
+    pub async fn earlier(
         &self,
         db: &Db,
         account: &str,
         idem: Option<&Idempotent>,
-    ) -> AppResult<Claim> {
+    ) -> AppResult<Earlier> {
         let Some(idem) = idem else {
-            return Ok(Claim::Execute(None));
+            return Ok(Earlier::None);
         };
-        if let Some(stored) = replayable(db.conn(), account, idem).await? {
-            return Ok(Claim::Replay(stored.into()));
+        match replayable(db.conn(), account, idem).await {
+            Ok(Some(stored)) => Ok(Earlier::Replay(stored.into())),
+            Ok(None) => Ok(Earlier::None),
+            Err(AppError::IdempotencyKeyReused) => Ok(Earlier::Reused),
+            Err(e) => Err(e),
         }
-        Ok(Claim::Execute(Some(self.in_flight.claim(account, idem)?)))
+    }
+
+    /// Before the write transaction: claims the key for this process (409
+    /// when one of its requests holds it already).
+    pub fn claim(
+        &self,
+        account: &str,
+        idem: Option<&Idempotent>,
+    ) -> AppResult<Option<InFlightGuard>> {
+        idem.map(|idem| self.in_flight.claim(account, idem))
+            .transpose()
     }
 
     /// Inside the write transaction, before writing: takes the scope's lock
@@ -256,9 +271,14 @@ impl Idempotency {
     }
 }
 
-pub enum Claim {
+/// What an earlier request with the same key left.
+pub enum Earlier {
+    /// Nothing (or no key): execute.
+    None,
+    /// The same request completed: replay its response.
     Replay(Outcome),
-    Execute(Option<InFlightGuard>),
+    /// Another request used the key: 422 once the request is validated.
+    Reused,
 }
 
 impl From<Stored> for Outcome {

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::{
     error::{AppError, AppResult, Issue},
-    idempotency::{self, IdempotencyKey, Idempotent},
+    idempotency::{self, Earlier, IdempotencyKey, Idempotent, Outcome},
 };
 
 #[derive(Tags)]
@@ -231,6 +231,26 @@ pub fn collect_issues<T>(parsed: Result<T, Vec<Issue>>, extra: Vec<Issue>) -> Ap
             });
             Err(AppError::Invalid(issues))
         }
+    }
+}
+
+/// A validated sync request, or the replay of an earlier one.
+pub enum Prepared<T> {
+    Replay(Outcome),
+    Execute(Vec<T>, Option<Idempotent>),
+}
+
+/// After validation: refuses a key another request used (422), else
+/// passes the request on.
+pub fn after_validation<T>(
+    earlier: Earlier,
+    inputs: Vec<T>,
+    idem: Option<Idempotent>,
+) -> AppResult<Prepared<T>> {
+    match earlier {
+        Earlier::Reused => Err(AppError::IdempotencyKeyReused),
+        Earlier::Replay(outcome) => Ok(Prepared::Replay(outcome)),
+        Earlier::None => Ok(Prepared::Execute(inputs, idem)),
     }
 }
 

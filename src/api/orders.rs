@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     api::{
-        ApiTags, batch_items, collect_issues, duplicate_external_ids,
+        ApiTags, Prepared, after_validation, batch_items, collect_issues, duplicate_external_ids,
         error::{ApiError, GetError, ListError},
         idempotency_header,
         pagination::default_limit,
@@ -26,7 +26,7 @@ use crate::{
     auth::{ApiKeyAuth, check_scope},
     domain::{self, money},
     error::{AppResult, Issue},
-    idempotency::Idempotent,
+    idempotency::Earlier,
     state::AppState,
 };
 
@@ -184,14 +184,19 @@ impl OrdersApi {
         body: ValidatedJson<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
         let mut body = body;
-        let (orders, idem) = validate(
+        let prepared = validate(
             &state,
             &auth.0,
             idempotency_header(req).as_deref(),
             &mut body,
         )
         .await?;
-        let outcome = domain::orders::sync(&state, &auth.0, orders, idem, render).await?;
+        let outcome = match prepared {
+            Prepared::Replay(outcome) => outcome,
+            Prepared::Execute(orders, idem) => {
+                domain::orders::sync(&state, &auth.0, orders, idem, render).await?
+            }
+        };
         Ok(SyncOrdersResponse::Ok(
             JsonText::from_text(outcome.body),
             outcome.replayed.then_some(true),
@@ -271,14 +276,26 @@ async fn validate(
     account: &str,
     idempotency_header: Option<&str>,
     body: &mut ValidatedJson<SyncOrdersRequest>,
-) -> AppResult<(Vec<domain::orders::OrderInput>, Option<Idempotent>)> {
-    check_scope(account, body.raw())?;
+) -> AppResult<Prepared<domain::orders::OrderInput>> {
     let (idem, mut extra) = take_idempotency("syncOrders", idempotency_header, body.raw_mut());
+    // A replay is answered from one indexed read, before anything else.
+    let earlier = state
+        .idempotency
+        .earlier(&state.db, account, idem.as_ref())
+        .await?;
+    if let Earlier::Replay(outcome) = earlier {
+        return Ok(Prepared::Replay(outcome));
+    }
+    check_scope(account, body.raw())?;
     extra.extend(duplicate_external_ids(body.raw()));
     extra.extend(oversized_metadata(body.raw()));
     extra.extend(unknown_products(state, account, body.raw()).await?);
     let request = collect_issues(body.validate(), extra)?;
-    Ok((request.items.into_iter().map(Into::into).collect(), idem))
+    after_validation(
+        earlier,
+        request.items.into_iter().map(Into::into).collect(),
+        idem,
+    )
 }
 
 fn oversized_metadata(body: &Value) -> Vec<Issue> {

@@ -9,7 +9,7 @@ use poem_openapi::{
 
 use crate::{
     api::{
-        ApiTags, collect_issues, duplicate_external_ids,
+        ApiTags, Prepared, after_validation, collect_issues, duplicate_external_ids,
         error::{ApiError, GetError, ListError},
         idempotency_header,
         pagination::default_limit,
@@ -21,7 +21,7 @@ use crate::{
     auth::{ApiKeyAuth, check_scope},
     domain,
     error::AppResult,
-    idempotency::Idempotent,
+    idempotency::Earlier,
     state::AppState,
 };
 
@@ -157,8 +157,19 @@ impl ProductsApi {
         body: ValidatedJson<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
         let mut body = body;
-        let (products, idem) = validate(&auth.0, idempotency_header(req).as_deref(), &mut body)?;
-        let outcome = domain::products::sync(&state, &auth.0, products, idem, render).await?;
+        let prepared = validate(
+            &state,
+            &auth.0,
+            idempotency_header(req).as_deref(),
+            &mut body,
+        )
+        .await?;
+        let outcome = match prepared {
+            Prepared::Replay(outcome) => outcome,
+            Prepared::Execute(products, idem) => {
+                domain::products::sync(&state, &auth.0, products, idem, render).await?
+            }
+        };
         Ok(SyncProductsResponse::Ok(
             JsonText::from_text(outcome.body),
             outcome.replayed.then_some(true),
@@ -226,16 +237,29 @@ fn render(products: &[domain::products::Product]) -> String {
 }
 
 /// Scope (403), then every validation issue at once (400).
-fn validate(
+async fn validate(
+    state: &AppState,
     account: &str,
     idempotency_header: Option<&str>,
     body: &mut ValidatedJson<SyncProductsRequest>,
-) -> AppResult<(Vec<domain::products::ProductInput>, Option<Idempotent>)> {
-    check_scope(account, body.raw())?;
+) -> AppResult<Prepared<domain::products::ProductInput>> {
     let (idem, mut extra) = take_idempotency("syncProducts", idempotency_header, body.raw_mut());
+    // A replay is answered from one indexed read, before anything else.
+    let earlier = state
+        .idempotency
+        .earlier(&state.db, account, idem.as_ref())
+        .await?;
+    if let Earlier::Replay(outcome) = earlier {
+        return Ok(Prepared::Replay(outcome));
+    }
+    check_scope(account, body.raw())?;
     extra.extend(duplicate_external_ids(body.raw()));
     let request = collect_issues(body.validate(), extra)?;
-    Ok((request.items.into_iter().map(Into::into).collect(), idem))
+    after_validation(
+        earlier,
+        request.items.into_iter().map(Into::into).collect(),
+        idem,
+    )
 }
 
 impl From<SyncProductInput> for domain::products::ProductInput {

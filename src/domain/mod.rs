@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::{
     db,
     error::{AppError, AppResult},
-    idempotency::{Claim, Idempotent, Outcome},
+    idempotency::{Idempotent, Outcome},
     state::AppState,
 };
 
@@ -26,8 +26,8 @@ pub fn new_id(prefix: &str) -> String {
 /// API layer, so that the bytes stored for replays are the bytes sent.
 pub type Render<T> = fn(&[T]) -> String;
 
-/// Runs a sync: replays a completed request with the same idempotency key,
-/// or runs `write` (again on transient conflicts) in a task of its own.
+/// Runs a sync's `write` (again on transient conflicts) in a task of its
+/// own, holding the idempotency key for this process meanwhile.
 /// Once started, a write finishes and its response is stored even when the
 /// client hangs up: the client's retry then gets it instead of a second
 /// execution.
@@ -41,10 +41,7 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = AppResult<Outcome>> + Send + 'static,
 {
-    let claim = match state.idempotency.claim(&state.db, account, idem).await? {
-        Claim::Replay(outcome) => return Ok(outcome),
-        Claim::Execute(claim) => claim,
-    };
+    let claim = state.idempotency.claim(account, idem)?;
     let task = tokio::spawn(
         async move {
             // Held until the write ends: a concurrent retry gets 409.

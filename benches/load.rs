@@ -1,0 +1,461 @@
+//! Load benchmark: the real release server, driven over loopback by `wrk`.
+//!
+//! `cargo bench --bench load` runs it on a fresh SQLite file and, with
+//! `ENTRYGO_BENCH_POSTGRES_URL` (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`), on a fresh PostgreSQL
+//! database. It seeds an account and 200 products, then runs:
+//!
+//! - S1  new single-order syncs (1 order × 3 lines), 32 connections;
+//! - S2  bulk syncs of 1,000 orders × 3 lines, one at a time;
+//! - S3  re-syncs of existing orders with changed lines, 32 connections;
+//! - S3u re-syncs of existing orders with unchanged content, 32 connections;
+//! - S4  replays of one completed idempotent request, 32 connections;
+//! - S5  `GET /api/orders/{id}`, 32 connections.
+//!
+//! Every sync carries a fresh `Idempotency-Key` (except S4's replays), as
+//! clients are told to. Prints a table and writes `target/bench/load.json`.
+//! Needs `wrk` (Debian: `apt-get install wrk`; installed if missing and
+//! running as root). `ENTRYGO_BENCH_SECONDS` sets each scenario's length
+//! (default 10). Not a pass/fail gate.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+
+const PRODUCTS: usize = 200;
+const SEEDED_ORDERS: usize = 10_000;
+const CONNECTIONS: u32 = 32;
+
+fn main() {
+    ensure_wrk();
+    let seconds: u64 = std::env::var("ENTRYGO_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let work = std::env::temp_dir().join(format!("entrygo-load-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let mut results = Vec::new();
+    results.extend(run_backend(
+        "SQLite",
+        &format!("sqlite://{}", work.join("load.db").display()),
+        &work,
+        seconds,
+    ));
+    if let Ok(admin) = std::env::var("ENTRYGO_BENCH_POSTGRES_URL") {
+        let name = format!("entrygo_load_{}", std::process::id());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        results.extend(run_backend("PostgreSQL", &url, &work, seconds));
+        psql(&admin, &format!("DROP DATABASE {name} WITH (FORCE)"));
+    } else {
+        println!("PostgreSQL: skipped (set ENTRYGO_BENCH_POSTGRES_URL)");
+    }
+    print_table(&results);
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let report = json!({
+        "machine": machine(),
+        "secondsPerScenario": seconds,
+        "connections": CONNECTIONS,
+        "results": results,
+    });
+    std::fs::write(
+        out.join("load.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    println!("\nwrote {}", out.join("load.json").display());
+    std::fs::remove_dir_all(&work).ok();
+}
+
+fn ensure_wrk() {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return;
+    }
+    eprintln!("wrk not found; installing Debian's package");
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "wrk"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "install wrk (apt-get install wrk) and rerun");
+}
+
+fn psql(url: &str, sql: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sea_orm::ConnectionTrait;
+        let conn = sea_orm::Database::connect(url)
+            .await
+            .expect("PostgreSQL reachable");
+        conn.execute_unprepared(sql).await.unwrap();
+    });
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(database_url: &str, log: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_entrygo"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("server logs until it listens").unwrap();
+            if let Ok(event) = serde_json::from_str::<Value>(&line)
+                && event["message"] == "listening"
+            {
+                break event["port"].as_u64().unwrap();
+            }
+        };
+        // Logs go on being written (one line per request), as in production.
+        let mut sink = std::fs::File::create(log).unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(sink, "{line}");
+            }
+        });
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn post(client: &reqwest::blocking::Client, url: &str, key: &str, body: &Value) -> Value {
+    let resp = client.post(url).bearer_auth(key).json(body).send().unwrap();
+    assert!(
+        resp.status().is_success(),
+        "seeding failed: {}",
+        resp.text().unwrap()
+    );
+    resp.json().unwrap()
+}
+
+fn order_json(external_id: &str, products: &[String], i: usize, quantity: usize) -> Value {
+    json!({"externalId": external_id, "destinationCountry": "US", "destinationRegion": "CA",
+           "items": [{"productId": products[i % PRODUCTS], "quantity": quantity, "unitValueUsd": 10.5},
+                     {"productId": products[(i + 1) % PRODUCTS], "quantity": 2, "unitValueUsd": 3},
+                     {"productId": products[(i + 2) % PRODUCTS], "quantity": 3, "unitValueUsd": 0.99}]})
+}
+
+fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> Vec<Value> {
+    println!("\n== {backend}");
+    let created = Command::new(env!("CARGO_BIN_EXE_entrygo"))
+        .args(["accounts", "create", "--name", "Load", "--id", "acc_load"])
+        .env("DATABASE_URL", database_url)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key = serde_json::from_slice::<Value>(&created.stdout).unwrap()["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = Server::start(database_url, &work.join(format!("{backend}.log")));
+    let client = reqwest::blocking::Client::new();
+
+    // 200 products, then 10,000 orders to re-sync and read.
+    let items: Vec<Value> = (0..PRODUCTS)
+        .map(|i| json!({"externalId": format!("sku-{i:03}"), "name": format!("Product {i}")}))
+        .collect();
+    let synced = post(
+        &client,
+        &format!("{}/api/products/sync", server.base),
+        &key,
+        &json!({"accountId": "acc_load", "items": items}),
+    );
+    let products: Vec<String> = synced["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut order_ids = Vec::new();
+    for chunk in 0..SEEDED_ORDERS / 1000 {
+        let orders: Vec<Value> = (0..1000)
+            .map(|j| {
+                let i = chunk * 1000 + j;
+                order_json(&format!("seed-{i:05}"), &products, i, 1)
+            })
+            .collect();
+        let resp = post(
+            &client,
+            &format!("{}/api/orders/sync", server.base),
+            &key,
+            &json!({"accountId": "acc_load", "items": orders}),
+        );
+        order_ids.extend(
+            resp["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    // The S4 request, completed once.
+    let replay_body =
+        json!({"accountId": "acc_load", "items": [order_json("replayed-1", &products, 7, 1)]});
+    let resp = client
+        .post(format!("{}/api/orders/sync", server.base))
+        .bearer_auth(&key)
+        .header("idempotency-key", "bench-replay-1")
+        .json(&replay_body)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let common = lua_common(&key, &products, &order_ids, &replay_body);
+    let scenarios: [(&str, &str, u32, u64); 6] = [
+        ("S1", S1, CONNECTIONS, 1),
+        ("S2", S2, 1, 1000),
+        ("S3", S3, CONNECTIONS, 1),
+        ("S3u", S3U, CONNECTIONS, 1),
+        ("S4", S4, CONNECTIONS, 1),
+        ("S5", S5, CONNECTIONS, 1),
+    ];
+    let mut results = Vec::new();
+    for (name, script, connections, orders_per_request) in scenarios {
+        let path = work.join(format!("{backend}-{name}.lua"));
+        std::fs::write(&path, format!("{common}\n{script}")).unwrap();
+        server.reset_peak_rss();
+        let threads = connections.min(2);
+        let out = Command::new("wrk")
+            .args([
+                "-t",
+                &threads.to_string(),
+                "-c",
+                &connections.to_string(),
+                "-d",
+                &format!("{seconds}s"),
+            ])
+            .args(["--latency", "--timeout", "30s", "-s"])
+            .arg(&path)
+            .arg(&server.base)
+            .output()
+            .expect("wrk runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let result = parse_wrk(
+            &text,
+            backend,
+            name,
+            orders_per_request,
+            server.peak_rss_mb(),
+        );
+        println!(
+            "{name:<4} {:>9.0} req/s {:>10.0} orders/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {:>4}  RSS {:>5.1} MB",
+            result["requestsPerSecond"].as_f64().unwrap(),
+            result["ordersPerSecond"].as_f64().unwrap(),
+            result["p50Ms"].as_f64().unwrap(),
+            result["p99Ms"].as_f64().unwrap(),
+            result["non2xx"],
+            result["peakRssMb"].as_f64().unwrap()
+        );
+        results.push(result);
+    }
+    results
+}
+
+fn parse_wrk(
+    text: &str,
+    backend: &str,
+    scenario: &str,
+    orders_per_request: u64,
+    rss: f64,
+) -> Value {
+    let number_after = |label: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    let latency_ms = |pct: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(pct))
+            .map(|v| {
+                let v = v.trim();
+                let (num, unit) =
+                    v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+                let n: f64 = num.parse().unwrap_or(f64::NAN);
+                match unit {
+                    "us" => n / 1000.0,
+                    "ms" => n,
+                    "s" => n * 1000.0,
+                    "m" => n * 60_000.0,
+                    _ => f64::NAN,
+                }
+            })
+            .unwrap_or(f64::NAN)
+    };
+    let rps = number_after("Requests/sec:").unwrap_or(0.0);
+    let non_2xx = number_after("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64;
+    let socket_errors = text.lines().any(|l| l.contains("Socket errors"));
+    if non_2xx > 0 || socket_errors {
+        eprintln!("{backend} {scenario}: wrk reported errors:\n{text}");
+    }
+    json!({
+        "backend": backend,
+        "scenario": scenario,
+        "requestsPerSecond": rps,
+        "ordersPerSecond": rps * orders_per_request as f64,
+        "p50Ms": latency_ms("50%"),
+        "p99Ms": latency_ms("99%"),
+        "non2xx": non_2xx,
+        "socketErrors": socket_errors,
+        "peakRssMb": rss,
+    })
+}
+
+fn print_table(results: &[Value]) {
+    println!(
+        "\n| backend | scenario | req/s | orders/s | p50 ms | p99 ms | non-2xx | peak RSS MB |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} |",
+            r["backend"].as_str().unwrap(),
+            r["scenario"].as_str().unwrap(),
+            r["requestsPerSecond"].as_f64().unwrap(),
+            r["ordersPerSecond"].as_f64().unwrap(),
+            r["p50Ms"].as_f64().unwrap(),
+            r["p99Ms"].as_f64().unwrap(),
+            r["non2xx"],
+            r["peakRssMb"].as_f64().unwrap()
+        );
+    }
+}
+
+fn machine() -> Value {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    json!({"cpus": cpus, "cpu": model})
+}
+
+/// Data every script shares: the key, product and order IDs, helpers.
+fn lua_common(key: &str, products: &[String], orders: &[String], replay_body: &Value) -> String {
+    let quote = |v: &[String]| {
+        v.iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        r#"
+key = "{key}"
+products = {{{}}}
+orders = {{{}}}
+replay_body = [[{}]]
+counter = 0
+math.randomseed(os.time())
+tid = tostring(math.random(1, 1000000000))
+function setup(thread)
+  thread:set("tid", tostring(math.random(1, 1000000000)))
+end
+function product(i) return products[(i % #products) + 1] end
+function order(ext, i, q)
+  return string.format('{{"externalId":"%s","destinationCountry":"US","destinationRegion":"CA","items":[{{"productId":"%s","quantity":%d,"unitValueUsd":10.5}},{{"productId":"%s","quantity":2,"unitValueUsd":3}},{{"productId":"%s","quantity":3,"unitValueUsd":0.99}}]}}', ext, product(i), q, product(i + 1), product(i + 2))
+end
+function sync(body, idem)
+  local headers = {{["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json", ["Idempotency-Key"] = idem}}
+  return wrk.format("POST", "/api/orders/sync", headers, '{{"accountId":"acc_load","items":[' .. body .. ']}}')
+end
+"#,
+        quote(products),
+        quote(orders),
+        replay_body["items"][0]
+    )
+}
+
+const S1: &str = r#"
+request = function()
+  counter = counter + 1
+  local ext = "s1-" .. tid .. "-" .. counter
+  return sync(order(ext, counter, 1), "k-" .. ext)
+end
+"#;
+
+const S2: &str = r#"
+request = function()
+  counter = counter + 1
+  local parts = {}
+  for i = 1, 1000 do
+    parts[i] = order("s2-" .. tid .. "-" .. counter .. "-" .. i, i, 1)
+  end
+  return sync(table.concat(parts, ","), "k-s2-" .. tid .. "-" .. counter)
+end
+"#;
+
+const S3: &str = r#"
+request = function()
+  counter = counter + 1
+  local i = math.random(0, 9999)
+  return sync(order(string.format("seed-%05d", i), i, 2 + counter), "k-s3-" .. tid .. "-" .. counter)
+end
+"#;
+
+const S3U: &str = r#"
+request = function()
+  counter = counter + 1
+  local i = math.random(0, 9999)
+  return sync(order(string.format("seed-%05d", i), i, 1), "k-s3u-" .. tid .. "-" .. counter)
+end
+"#;
+
+const S4: &str = r#"
+request = function()
+  return sync(replay_body, "bench-replay-1")
+end
+"#;
+
+const S5: &str = r#"
+request = function()
+  local id = orders[math.random(1, #orders)]
+  return wrk.format("GET", "/api/orders/" .. id, {["Authorization"] = "Bearer " .. key})
+end
+"#;

@@ -27,6 +27,7 @@ use crate::{
     },
     config::Settings,
     db::Db,
+    domain::order_writer::OrderWriter,
     idempotency::{self, Idempotency},
     state::AppState,
 };
@@ -58,10 +59,15 @@ impl Application {
         Ok(Self {
             port,
             acceptor,
-            state: AppState {
-                db,
-                idempotency: Idempotency::new(Duration::from_secs(settings.serve.idempotency_ttl)),
-                settings: Arc::new(settings),
+            state: {
+                let idempotency =
+                    Idempotency::new(Duration::from_secs(settings.serve.idempotency_ttl));
+                AppState {
+                    order_writer: OrderWriter::start(db.clone(), idempotency.clone()),
+                    db,
+                    idempotency,
+                    settings: Arc::new(settings),
+                }
             },
         })
     }

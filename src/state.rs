@@ -1,10 +1,13 @@
 //! What every request can reach.
 
-use crate::{config::Settings, db::Db, idempotency::Idempotency};
+use crate::{
+    config::Settings, db::Db, domain::order_writer::OrderWriter, idempotency::Idempotency,
+};
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub idempotency: Idempotency,
+    pub order_writer: OrderWriter,
     pub settings: std::sync::Arc<Settings>,
 }

@@ -24,12 +24,13 @@ use crate::{
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     account: &str,
-    inputs: &[OrderInput],
+    inputs: &[&OrderInput],
     totals: &[rust_decimal::Decimal],
 ) -> Result<Vec<String>, DbErr> {
     let now = chrono::Utc::now().fixed_offset();
     let mut rows: Vec<(&OrderInput, orders::ActiveModel)> = inputs
         .iter()
+        .copied()
         .zip(totals)
         .map(|(o, total)| {
             let row = orders::ActiveModel {
@@ -84,7 +85,7 @@ pub async fn upsert(
 /// the lines of `inputs`, in request order.
 pub async fn replace_lines(
     conn: &impl ConnectionTrait,
-    inputs: &[OrderInput],
+    inputs: &[&OrderInput],
     ids: &[String],
 ) -> Result<(), DbErr> {
     for chunk in ids.chunks(chunk_rows(1)) {

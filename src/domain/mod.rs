@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod money;
+pub mod order_writer;
 pub mod orders;
 pub mod products;
 

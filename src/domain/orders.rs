@@ -1,7 +1,7 @@
 //! Orders: upsert by (account, externalId), full replacement of line items,
 //! exact totals, one transaction per request.
 
-use std::{collections::HashMap, str::FromStr, sync::Arc};
+use std::{collections::HashMap, str::FromStr};
 
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use crate::{
         self, Db,
         entities::{order_items, orders},
     },
-    domain::{MAX_PAGE, Page, Render, execute_sync, money},
+    domain::{MAX_PAGE, Page, Render, money},
     error::{AppError, AppResult, Resource},
     idempotency::{Idempotent, Outcome},
     state::AppState,
@@ -66,8 +66,9 @@ impl OrderInput {
 
 /// Upserts `orders` (external IDs unique, products of `account` checked by
 /// the caller) in one transaction and answers `render(orders)`, the orders
-/// in request order. With `idem`, a completed earlier request is replayed
-/// instead, and the answer is stored with the writes.
+/// in request order; with `idem`, the answer is stored with the writes.
+/// Written by the process's [`OrderWriter`](crate::domain::order_writer),
+/// together with the syncs that arrive meanwhile.
 #[tracing::instrument(skip_all, fields(account_id = %account, orders = orders.len()))]
 pub async fn sync(
     state: &AppState,
@@ -80,61 +81,15 @@ pub async fn sync(
         .iter()
         .map(OrderInput::total)
         .collect::<AppResult<Vec<_>>>()?;
-    let job = Arc::new(SyncJob {
-        state: state.clone(),
-        account: account.to_owned(),
-        orders,
-        totals,
-        idem: idem.clone(),
-        render,
-    });
-    execute_sync(state, account, idem.as_ref(), move || {
-        let job = job.clone();
-        async move { job.write().await }
-    })
-    .await
-}
-
-struct SyncJob {
-    state: AppState,
-    account: String,
-    orders: Vec<OrderInput>,
-    totals: Vec<Decimal>,
-    idem: Option<Idempotent>,
-    render: Render<Order>,
-}
-
-impl SyncJob {
-    async fn write(&self) -> AppResult<Outcome> {
-        let (account, idem) = (self.account.as_str(), self.idem.as_ref());
-        let txn = self.state.db.begin_write().await?;
-        if let Some(replay) = self.state.idempotency.recheck(&*txn, account, idem).await? {
-            return Ok(replay);
-        }
-        let ids = db::orders::upsert(&*txn, account, &self.orders, &self.totals).await?;
-        db::orders::replace_lines(&*txn, &self.orders, &ids).await?;
-        let synced: Vec<Order> = self
-            .orders
-            .iter()
-            .zip(ids)
-            .zip(&self.totals)
-            .map(|((input, id), total)| input.to_order(id, account, *total))
-            .collect();
-        let body = (self.render)(&synced);
-        self.state
-            .idempotency
-            .complete(&*txn, account, idem, &body)
-            .await?;
-        txn.commit().await?;
-        Ok(Outcome {
-            body,
-            replayed: false,
-        })
-    }
+    let claim = state.idempotency.claim(account, idem.as_ref())?;
+    state
+        .order_writer
+        .write(account, orders, totals, idem, render, claim)
+        .await
 }
 
 impl OrderInput {
-    fn to_order(&self, id: String, account: &str, total: Decimal) -> Order {
+    pub(crate) fn to_order(&self, id: String, account: &str, total: Decimal) -> Order {
         Order {
             id,
             account_id: account.to_owned(),

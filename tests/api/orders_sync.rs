@@ -250,4 +250,37 @@ both_backends! {
         }
         assert_eq!((app.order_count().await, app.line_count().await), (50, 50));
     }
+
+    async fn many_concurrent_syncs_each_get_their_own_answer(app) {
+        // Written together by the order writer, answered one by one.
+        let bodies: Vec<Value> = (0..60)
+            .map(|i| {
+                let shared = if i % 10 == 0 { "shared-order" } else { "" };
+                let ext = if shared.is_empty() { format!("own-{i}") } else { shared.to_owned() };
+                batch(vec![order(&ext, &[("prod_cap_002", &(i + 1).to_string(), "1.5")])])
+            })
+            .collect();
+        let keys: Vec<String> = (0..bodies.len()).map(|i| format!("many-{i}")).collect();
+        let requests = bodies.iter().zip(&keys).map(|(body, key)| app.post_with_key("/api/orders/sync", key, body));
+        let responses = futures_util::future::join_all(requests).await;
+        let mut shared_ids = Vec::new();
+        for (i, resp) in responses.into_iter().enumerate() {
+            assert_eq!(resp.status(), 200);
+            let order = body_json(resp).await["data"][0].clone();
+            assert_eq!(order["items"][0]["quantity"], i + 1);
+            assert_eq!(order["totalValueUsd"].to_string(), (rust_decimal::Decimal::from(i + 1) * rust_decimal::Decimal::new(15, 1)).normalize().to_string());
+            if i % 10 == 0 {
+                shared_ids.push(order["id"].clone());
+            } else {
+                assert_eq!(order["externalId"], format!("own-{i}"));
+            }
+        }
+        shared_ids.dedup();
+        assert_eq!(shared_ids.len(), 1);
+        assert_eq!((app.order_count().await, app.line_count().await), (55, 55));
+        // Each answer was stored with its key.
+        let again = app.post_with_key("/api/orders/sync", "many-7", &bodies[7]).await;
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(body_json(again).await["data"][0]["items"][0]["quantity"], 8);
+    }
 }

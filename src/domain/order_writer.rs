@@ -1,0 +1,272 @@
+//! The one writer of order syncs in a process: group commit.
+//!
+//! Single-order syncs arrive many at a time, and each used to pay for a
+//! whole transaction of its own (SQLite allows one writer at a time, and
+//! every statement is a round trip to the driver's thread). The writer task
+//! takes every sync queued while the previous batch ran and writes them in
+//! one transaction: one upsert of all their orders, one replacement of all
+//! their lines, one commit. Each request stays atomic (its writes and its
+//! idempotency record commit together, or not at all); if a batch fails,
+//! its syncs are written again one by one, so one request never fails
+//! because of another. Syncs that share an external ID are never in one
+//! batch: the later one waits for the next, keeping arrival order.
+
+use std::collections::{HashSet, VecDeque};
+
+use rust_decimal::Decimal;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    db::{self, Db},
+    domain::{
+        Render,
+        orders::{Order, OrderInput},
+        should_retry,
+    },
+    error::{AppError, AppResult},
+    idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
+};
+
+/// Most syncs, and most orders, written in one transaction.
+const MAX_BATCH_JOBS: usize = 64;
+const MAX_BATCH_ORDERS: usize = 5_000;
+
+/// One sync request, validated and claimed, waiting to be written.
+pub struct Job {
+    pub account: String,
+    pub orders: Vec<OrderInput>,
+    pub totals: Vec<Decimal>,
+    pub idem: Option<Idempotent>,
+    pub render: Render<Order>,
+    /// Holds the idempotency key in flight until the write ends, even when
+    /// the client has gone.
+    pub claim: Option<InFlightGuard>,
+    reply: Option<oneshot::Sender<AppResult<Outcome>>>,
+}
+
+impl Job {
+    fn answer(&mut self, result: AppResult<Outcome>) {
+        if let Some(reply) = self.reply.take() {
+            // The client may have gone; the write stands either way.
+            let _ = reply.send(result);
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.orders
+            .iter()
+            .map(|o| (self.account.as_str(), o.external_id.as_str()))
+    }
+}
+
+/// Handle to the writer task.
+#[derive(Clone, Debug)]
+pub struct OrderWriter {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl OrderWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: Db, idempotency: Idempotency) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(run(jobs, db, idempotency));
+        Self { queue }
+    }
+
+    /// Queues a sync and waits for its outcome.
+    pub async fn write(
+        &self,
+        account: &str,
+        orders: Vec<OrderInput>,
+        totals: Vec<Decimal>,
+        idem: Option<Idempotent>,
+        render: Render<Order>,
+        claim: Option<InFlightGuard>,
+    ) -> AppResult<Outcome> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            account: account.to_owned(),
+            orders,
+            totals,
+            idem,
+            render,
+            claim,
+            reply: Some(reply),
+        };
+        self.queue
+            .send(job)
+            .map_err(|_| AppError::Unexpected(anyhow::anyhow!("order writer stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Unexpected(anyhow::anyhow!("order writer dropped a sync")))?
+    }
+}
+
+async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, db: Db, idempotency: Idempotency) {
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match jobs.recv().await {
+                Some(job) => pending.push_back(job),
+                None => return,
+            }
+        }
+        while pending.len() < MAX_BATCH_JOBS * 4 {
+            match jobs.try_recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => break,
+            }
+        }
+        let batch = take_batch(&mut pending);
+        write_and_answer(&db, &idempotency, batch).await;
+    }
+}
+
+/// The next batch: jobs in arrival order, skipping (for now) any job that
+/// shares an external ID with an earlier job still pending.
+fn take_batch(pending: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut taken_keys: HashSet<(String, String)> = HashSet::new();
+    let mut blocked_keys: HashSet<(String, String)> = HashSet::new();
+    let (mut batch, mut rest) = (Vec::new(), VecDeque::new());
+    let mut orders = 0;
+    while let Some(job) = pending.pop_front() {
+        let keys: Vec<(String, String)> = job
+            .keys()
+            .map(|(a, e)| (a.to_owned(), e.to_owned()))
+            .collect();
+        let fits = batch.is_empty()
+            || (batch.len() < MAX_BATCH_JOBS && orders + job.orders.len() <= MAX_BATCH_ORDERS);
+        let clashes = keys
+            .iter()
+            .any(|k| taken_keys.contains(k) || blocked_keys.contains(k));
+        if fits && !clashes {
+            orders += job.orders.len();
+            taken_keys.extend(keys);
+            batch.push(job);
+        } else {
+            blocked_keys.extend(keys);
+            rest.push_back(job);
+        }
+    }
+    *pending = rest;
+    batch
+}
+
+async fn write_and_answer(db: &Db, idempotency: &Idempotency, mut batch: Vec<Job>) {
+    match write_retrying(db, idempotency, &batch).await {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.iter_mut().zip(outcomes) {
+                job.answer(outcome);
+            }
+        }
+        Err(err) if batch.len() == 1 => batch[0].answer(Err(err)),
+        Err(err) => {
+            tracing::warn!(error = %err, jobs = batch.len(), "batch failed; writing its syncs one by one");
+            for job in batch {
+                let mut alone = vec![job];
+                let result = write_retrying(db, idempotency, &alone).await;
+                alone[0]
+                    .answer(result.and_then(|mut outcomes| outcomes.pop().expect("one outcome")));
+            }
+        }
+    }
+}
+
+async fn write_retrying(
+    db: &Db,
+    idempotency: &Idempotency,
+    batch: &[Job],
+) -> AppResult<Vec<AppResult<Outcome>>> {
+    let mut attempts = 1;
+    loop {
+        match write_batch(db, idempotency, batch).await {
+            Err(e) if should_retry(&e, &mut attempts).await => continue,
+            result => return result,
+        }
+    }
+}
+
+/// Writes every job of `batch` in one transaction; per job, its outcome
+/// (a replay or refusal decided by the idempotency recheck, or the stored
+/// response of its write).
+async fn write_batch(
+    db: &Db,
+    idempotency: &Idempotency,
+    batch: &[Job],
+) -> AppResult<Vec<AppResult<Outcome>>> {
+    let txn = db.begin_write().await?;
+    let mut outcomes: Vec<Option<AppResult<Outcome>>> = Vec::with_capacity(batch.len());
+    for job in batch {
+        outcomes.push(
+            match idempotency
+                .recheck(&*txn, &job.account, job.idem.as_ref())
+                .await
+            {
+                Ok(Some(replay)) => Some(Ok(replay)),
+                Ok(None) => None,
+                Err(e @ (AppError::IdempotencyKeyInUse | AppError::IdempotencyKeyReused)) => {
+                    Some(Err(e))
+                }
+                Err(e) => return Err(e),
+            },
+        );
+    }
+    let active: Vec<usize> = (0..batch.len())
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
+
+    // One upsert per account (a batch nearly always has one), then one
+    // replacement of all lines.
+    let mut ids: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
+    let mut accounts: Vec<&str> = active.iter().map(|&i| batch[i].account.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for account in accounts {
+        let jobs: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&i| batch[i].account == account)
+            .collect();
+        let inputs: Vec<&OrderInput> = jobs.iter().flat_map(|&i| &batch[i].orders).collect();
+        let totals: Vec<Decimal> = jobs
+            .iter()
+            .flat_map(|&i| batch[i].totals.iter().copied())
+            .collect();
+        let mut stored = db::orders::upsert(&*txn, account, &inputs, &totals)
+            .await?
+            .into_iter();
+        for &i in &jobs {
+            ids[i] = stored.by_ref().take(batch[i].orders.len()).collect();
+        }
+    }
+    let inputs: Vec<&OrderInput> = active.iter().flat_map(|&i| &batch[i].orders).collect();
+    let all_ids: Vec<String> = active
+        .iter()
+        .flat_map(|&i| ids[i].iter().cloned())
+        .collect();
+    db::orders::replace_lines(&*txn, &inputs, &all_ids).await?;
+
+    for &i in &active {
+        let job = &batch[i];
+        let synced: Vec<Order> = job
+            .orders
+            .iter()
+            .zip(&ids[i])
+            .zip(&job.totals)
+            .map(|((input, id), total)| input.to_order(id.clone(), &job.account, *total))
+            .collect();
+        let body = (job.render)(&synced);
+        idempotency
+            .complete(&*txn, &job.account, job.idem.as_ref(), &body)
+            .await?;
+        outcomes[i] = Some(Ok(Outcome {
+            body,
+            replayed: false,
+        }));
+    }
+    txn.commit().await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every job has an outcome"))
+        .collect())
+}

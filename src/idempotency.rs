@@ -230,43 +230,89 @@ impl Idempotency {
             .transpose()
     }
 
-    /// Inside the write transaction, before writing: takes the scope's lock
-    /// (409 when another process holds it) and looks again, since another
-    /// request may have completed since `claim`.
+    /// Inside the write transaction, before writing, for each request of
+    /// a batch (account, key): takes the scope's lock (409 when another
+    /// process holds it) and looks again, since another request may have
+    /// completed since `earlier`. `Ok(None)`: execute. One statement for
+    /// the locks and one for the look-up, however many requests.
     pub async fn recheck(
         &self,
         txn: &impl ConnectionTrait,
-        account: &str,
-        idem: Option<&Idempotent>,
-    ) -> AppResult<Option<Outcome>> {
-        let Some(idem) = idem else {
-            return Ok(None);
-        };
-        if txn.get_database_backend() == DbBackend::Postgres
-            && !db::idempotency::try_advisory_xact_lock(txn, lock_id(account, idem)).await?
-        {
-            return Err(AppError::IdempotencyKeyInUse);
+        requests: &[(&str, Option<&Idempotent>)],
+    ) -> AppResult<Vec<AppResult<Option<Outcome>>>> {
+        let keyed: Vec<(usize, &str, &Idempotent)> = requests
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (account, idem))| idem.map(|idem| (i, *account, idem)))
+            .collect();
+        let mut results: Vec<AppResult<Option<Outcome>>> =
+            requests.iter().map(|_| Ok(None)).collect();
+        if keyed.is_empty() {
+            return Ok(results);
         }
-        Ok(replayable(txn, account, idem).await?.map(Outcome::from))
+        let mut open = Vec::with_capacity(keyed.len());
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let ids: Vec<i64> = keyed
+                .iter()
+                .map(|(_, account, idem)| lock_id(account, idem))
+                .collect();
+            let locked = db::idempotency::try_advisory_xact_locks(txn, &ids).await?;
+            for (entry, got) in keyed.into_iter().zip(locked) {
+                if got {
+                    open.push(entry);
+                } else {
+                    results[entry.0] = Err(AppError::IdempotencyKeyInUse);
+                }
+            }
+        } else {
+            open = keyed;
+        }
+        let scopes: Vec<db::idempotency::Scope> = open
+            .iter()
+            .map(|(_, account, idem)| (*account, idem.operation, idem.key.as_str()))
+            .collect();
+        let found = db::idempotency::find_live(txn, &scopes, now_ms()).await?;
+        for (i, account, idem) in open {
+            let record = found.iter().find(|(a, op, key, _, _)| {
+                a == account && op == idem.operation && key == idem.key.as_str()
+            });
+            results[i] = match record {
+                Some((.., hash, stored)) if *hash == idem.fingerprint => {
+                    Ok(Some(stored.clone().into()))
+                }
+                Some(_) => Err(AppError::IdempotencyKeyReused),
+                None => Ok(None),
+            };
+        }
+        Ok(results)
     }
 
-    /// Inside the write transaction, after writing: stores the response.
+    /// Inside the write transaction, after writing: stores the responses
+    /// of the requests that carry a key, in one statement.
     pub async fn complete(
         &self,
         txn: &impl ConnectionTrait,
-        account: &str,
-        idem: Option<&Idempotent>,
-        body: &str,
+        responses: &[(&str, Option<&Idempotent>, &str)],
     ) -> AppResult<()> {
-        let Some(idem) = idem else {
-            return Ok(());
-        };
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
-        let stored = Stored {
-            status: 200,
-            body: body.to_owned(),
-        };
-        db::idempotency::save(txn, account, idem, &stored, now_ms().saturating_add(ttl_ms)).await?;
+        let stored: Vec<(&str, &Idempotent, Stored)> = responses
+            .iter()
+            .filter_map(|(account, idem, body)| {
+                idem.map(|idem| {
+                    (
+                        *account,
+                        idem,
+                        Stored {
+                            status: 200,
+                            body: (*body).to_owned(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        let records: Vec<(&str, &Idempotent, &Stored)> =
+            stored.iter().map(|(a, i, s)| (*a, *i, s)).collect();
+        db::idempotency::save(txn, &records, now_ms().saturating_add(ttl_ms)).await?;
         Ok(())
     }
 }
@@ -297,10 +343,12 @@ async fn replayable(
     account: &str,
     idem: &Idempotent,
 ) -> AppResult<Option<Stored>> {
-    match db::idempotency::find_live(conn, account, idem.operation, idem.key.as_str(), now_ms())
+    let scope = [(account, idem.operation, idem.key.as_str())];
+    match db::idempotency::find_live(conn, &scope, now_ms())
         .await?
+        .pop()
     {
-        Some((hash, stored)) if hash == idem.fingerprint => Ok(Some(stored)),
+        Some((.., hash, stored)) if hash == idem.fingerprint => Ok(Some(stored)),
         Some(_) => Err(AppError::IdempotencyKeyReused),
         None => Ok(None),
     }

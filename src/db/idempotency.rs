@@ -1,8 +1,8 @@
 //! Idempotency records.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Statement, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Statement, sea_query::OnConflict,
 };
 
 use crate::{
@@ -10,52 +10,75 @@ use crate::{
     idempotency::{Idempotent, Stored},
 };
 
-/// The request hash and stored response of an unexpired record.
+/// A record's scope: account, operation, key.
+pub type Scope<'a> = (&'a str, &'a str, &'a str);
+
+/// The unexpired records of these scopes, each with its scope, request
+/// hash and stored response: one query.
 pub async fn find_live(
     conn: &impl ConnectionTrait,
-    account: &str,
-    operation: &str,
-    key: &str,
+    scopes: &[Scope<'_>],
     now_ms: i64,
-) -> Result<Option<(String, Stored)>, DbErr> {
-    let row: Option<(String, i32, String)> = idempotency_keys::Entity::find()
+) -> Result<Vec<(String, String, String, String, Stored)>, DbErr> {
+    if scopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut any = Condition::any();
+    for (account, operation, key) in scopes {
+        any = any.add(
+            Condition::all()
+                .add(idempotency_keys::Column::AccountId.eq(*account))
+                .add(idempotency_keys::Column::Operation.eq(*operation))
+                .add(idempotency_keys::Column::Key.eq(*key)),
+        );
+    }
+    let rows: Vec<(String, String, String, String, i32, String)> = idempotency_keys::Entity::find()
         .select_only()
         .columns([
+            idempotency_keys::Column::AccountId,
+            idempotency_keys::Column::Operation,
+            idempotency_keys::Column::Key,
             idempotency_keys::Column::RequestHash,
             idempotency_keys::Column::Status,
             idempotency_keys::Column::ResponseBody,
         ])
-        .filter(idempotency_keys::Column::AccountId.eq(account))
-        .filter(idempotency_keys::Column::Operation.eq(operation))
-        .filter(idempotency_keys::Column::Key.eq(key))
+        .filter(any)
         .filter(idempotency_keys::Column::ExpiresAtMs.gt(now_ms))
         .into_tuple()
-        .one(conn)
+        .all(conn)
         .await?;
-    Ok(row.map(|(hash, status, body)| {
-        let status = u16::try_from(status).unwrap_or(200);
-        (hash, Stored { status, body })
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(account, operation, key, hash, status, body)| {
+            let status = u16::try_from(status).unwrap_or(200);
+            (account, operation, key, hash, Stored { status, body })
+        })
+        .collect())
 }
 
-/// Stores a response, replacing an expired record of the same scope.
+/// Stores responses, replacing expired records of the same scopes: one
+/// statement.
 pub async fn save(
     conn: &impl ConnectionTrait,
-    account: &str,
-    idem: &Idempotent,
-    response: &Stored,
+    records: &[(&str, &Idempotent, &Stored)],
     expires_at_ms: i64,
 ) -> Result<(), DbErr> {
-    let row = idempotency_keys::ActiveModel {
-        account_id: Set(account.to_owned()),
-        operation: Set(idem.operation.to_owned()),
-        key: Set(idem.key.as_str().to_owned()),
-        request_hash: Set(idem.fingerprint.clone()),
-        status: Set(i32::from(response.status)),
-        response_body: Set(response.body.clone()),
-        created_at: Set(chrono::Utc::now().fixed_offset()),
-        expires_at_ms: Set(expires_at_ms),
-    };
+    if records.is_empty() {
+        return Ok(());
+    }
+    let now = chrono::Utc::now().fixed_offset();
+    let rows = records
+        .iter()
+        .map(|(account, idem, response)| idempotency_keys::ActiveModel {
+            account_id: Set((*account).to_owned()),
+            operation: Set(idem.operation.to_owned()),
+            key: Set(idem.key.as_str().to_owned()),
+            request_hash: Set(idem.fingerprint.clone()),
+            status: Set(i32::from(response.status)),
+            response_body: Set(response.body.clone()),
+            created_at: Set(now),
+            expires_at_ms: Set(expires_at_ms),
+        });
     let on_conflict = OnConflict::columns([
         idempotency_keys::Column::AccountId,
         idempotency_keys::Column::Operation,
@@ -69,26 +92,38 @@ pub async fn save(
         idempotency_keys::Column::ExpiresAtMs,
     ])
     .to_owned();
-    idempotency_keys::Entity::insert(row)
+    idempotency_keys::Entity::insert_many(rows)
         .on_conflict(on_conflict)
         .exec_without_returning(conn)
         .await?;
     Ok(())
 }
 
-/// PostgreSQL only: tries to take a lock held until the transaction ends;
-/// false, without waiting, when another transaction holds it.
-pub async fn try_advisory_xact_lock(conn: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
+/// PostgreSQL only: tries to take locks held until the transaction ends,
+/// one per ID, in one statement; each `false` means another transaction
+/// holds that lock (no waiting).
+pub async fn try_advisory_xact_locks(
+    conn: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<Vec<bool>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns: Vec<String> = (1..=ids.len())
+        .map(|i| format!("pg_try_advisory_xact_lock(${i}) AS l{i}"))
+        .collect();
     let stmt = Statement::from_sql_and_values(
         conn.get_database_backend(),
-        "SELECT pg_try_advisory_xact_lock($1) AS locked",
-        [id.into()],
+        format!("SELECT {}", columns.join(", ")),
+        ids.iter().map(|&id| id.into()),
     );
     let row = conn
         .query_one_raw(stmt)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("advisory lock result".into()))?;
-    row.try_get("", "locked")
+    (1..=ids.len())
+        .map(|i| row.try_get("", &format!("l{i}")))
+        .collect()
 }
 
 /// Deletes expired records; returns how many.

@@ -195,22 +195,20 @@ async fn write_batch(
     batch: &[Job],
 ) -> AppResult<Vec<AppResult<Outcome>>> {
     let txn = db.begin_write().await?;
-    let mut outcomes: Vec<Option<AppResult<Outcome>>> = Vec::with_capacity(batch.len());
-    for job in batch {
-        outcomes.push(
-            match idempotency
-                .recheck(&*txn, &job.account, job.idem.as_ref())
-                .await
-            {
-                Ok(Some(replay)) => Some(Ok(replay)),
-                Ok(None) => None,
-                Err(e @ (AppError::IdempotencyKeyInUse | AppError::IdempotencyKeyReused)) => {
-                    Some(Err(e))
-                }
-                Err(e) => return Err(e),
-            },
-        );
-    }
+    let requests: Vec<(&str, Option<&Idempotent>)> = batch
+        .iter()
+        .map(|job| (job.account.as_str(), job.idem.as_ref()))
+        .collect();
+    let mut outcomes: Vec<Option<AppResult<Outcome>>> = idempotency
+        .recheck(&*txn, &requests)
+        .await?
+        .into_iter()
+        .map(|checked| match checked {
+            Ok(None) => None,
+            Ok(Some(replay)) => Some(Ok(replay)),
+            Err(refused) => Some(Err(refused)),
+        })
+        .collect();
     let active: Vec<usize> = (0..batch.len())
         .filter(|&i| outcomes[i].is_none())
         .collect();
@@ -246,6 +244,7 @@ async fn write_batch(
         .collect();
     db::orders::replace_lines(&*txn, &inputs, &all_ids).await?;
 
+    let mut bodies: Vec<(usize, String)> = Vec::with_capacity(active.len());
     for &i in &active {
         let job = &batch[i];
         let synced: Vec<Order> = job
@@ -255,16 +254,31 @@ async fn write_batch(
             .zip(&job.totals)
             .map(|((input, id), total)| input.to_order(id.clone(), &job.account, *total))
             .collect();
-        let body = (job.render)(&synced);
-        idempotency
-            .complete(&*txn, &job.account, job.idem.as_ref(), &body)
-            .await?;
+        bodies.push((i, (job.render)(&synced)));
+    }
+    let responses: Vec<(&str, Option<&Idempotent>, &str)> = bodies
+        .iter()
+        .map(|(i, body)| {
+            (
+                batch[*i].account.as_str(),
+                batch[*i].idem.as_ref(),
+                body.as_str(),
+            )
+        })
+        .collect();
+    idempotency.complete(&*txn, &responses).await?;
+    txn.commit().await?;
+    tracing::debug!(
+        jobs = batch.len(),
+        orders = inputs.len(),
+        "order batch committed"
+    );
+    for (i, body) in bodies {
         outcomes[i] = Some(Ok(Outcome {
             body,
             replayed: false,
         }));
     }
-    txn.commit().await?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every job has an outcome"))

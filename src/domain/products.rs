@@ -69,7 +69,12 @@ impl SyncJob {
     async fn write(&self) -> AppResult<Outcome> {
         let (account, idem) = (self.account.as_str(), self.idem.as_ref());
         let txn = self.state.db.begin_write().await?;
-        if let Some(replay) = self.state.idempotency.recheck(&*txn, account, idem).await? {
+        let recheck = self
+            .state
+            .idempotency
+            .recheck(&*txn, &[(account, idem)])
+            .await?;
+        if let Some(replay) = recheck.into_iter().next().transpose()?.flatten() {
             return Ok(replay);
         }
         let ids = db::products::upsert(&*txn, account, &self.products).await?;
@@ -90,7 +95,7 @@ impl SyncJob {
         let body = (self.render)(&synced);
         self.state
             .idempotency
-            .complete(&*txn, account, idem, &body)
+            .complete(&*txn, &[(account, idem, body.as_str())])
             .await?;
         txn.commit().await?;
         Ok(Outcome {

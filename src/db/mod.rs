@@ -150,14 +150,24 @@ pub fn is_transient(err: &DbErr) -> bool {
 }
 
 /// True when the database could not be reached at all (no connection in
-/// time, connection refused or lost): the client should retry later.
+/// time, connection refused, lost or terminated by the server): the client
+/// should retry later.
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
-        || matches!(
-            err,
-            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
-                if matches!(e.as_ref(), sea_orm::sqlx::Error::Io(_) | sea_orm::sqlx::Error::PoolTimedOut | sea_orm::sqlx::Error::PoolClosed)
-        )
+    use sea_orm::{RuntimeErr, sqlx::Error as SqlxError};
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx_err.as_ref() {
+        SqlxError::Io(_) | SqlxError::PoolTimedOut | SqlxError::PoolClosed => true,
+        // PostgreSQL: class 08 (connection exception), 57P01-57P03 (admin
+        // shutdown, crash shutdown, cannot connect now).
+        SqlxError::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 /// Rows per multi-row statement, kept under SQLite's 32,766 bound

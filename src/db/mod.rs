@@ -163,9 +163,9 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         SqlxError::Io(_) | SqlxError::PoolTimedOut | SqlxError::PoolClosed => true,
         // PostgreSQL: class 08 (connection exception), 57P01-57P03 (admin
         // shutdown, crash shutdown, cannot connect now).
-        SqlxError::Database(e) => e
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
+        SqlxError::Database(e) => e.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
         _ => false,
     }
 }

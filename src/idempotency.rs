@@ -233,8 +233,8 @@ impl Idempotency {
     /// Inside the write transaction, before writing, for each request of
     /// a batch (account, key): takes the scope's lock (409 when another
     /// process holds it) and looks again, since another request may have
-    /// completed since `earlier`. `Ok(None)`: execute. One statement for
-    /// the locks and one for the look-up, however many requests.
+    /// completed since `earlier`. `Ok(None)`: execute. One statement takes
+    /// all the locks.
     pub async fn recheck(
         &self,
         txn: &impl ConnectionTrait,
@@ -267,21 +267,14 @@ impl Idempotency {
         } else {
             open = keyed;
         }
-        let scopes: Vec<db::idempotency::Scope> = open
-            .iter()
-            .map(|(_, account, idem)| (*account, idem.operation, idem.key.as_str()))
-            .collect();
-        let found = db::idempotency::find_live(txn, &scopes, now_ms()).await?;
+        // One primary-key look-up per key: a single query over all keys
+        // (IN lists) was planned as a scan of the account's records while
+        // the table's statistics were young, costing tens of milliseconds.
         for (i, account, idem) in open {
-            let record = found.iter().find(|(a, op, key, _, _)| {
-                a == account && op == idem.operation && key == idem.key.as_str()
-            });
-            results[i] = match record {
-                Some((.., hash, stored)) if *hash == idem.fingerprint => {
-                    Ok(Some(stored.clone().into()))
-                }
-                Some(_) => Err(AppError::IdempotencyKeyReused),
-                None => Ok(None),
+            results[i] = match replayable(txn, account, idem).await {
+                Ok(found) => Ok(found.map(Outcome::from)),
+                Err(AppError::IdempotencyKeyReused) => Err(AppError::IdempotencyKeyReused),
+                Err(e) => return Err(e),
             };
         }
         Ok(results)
@@ -343,12 +336,11 @@ async fn replayable(
     account: &str,
     idem: &Idempotent,
 ) -> AppResult<Option<Stored>> {
-    let scope = [(account, idem.operation, idem.key.as_str())];
-    match db::idempotency::find_live(conn, &scope, now_ms())
-        .await?
-        .pop()
-    {
-        Some((.., hash, stored)) if hash == idem.fingerprint => Ok(Some(stored)),
+    let found =
+        db::idempotency::find_live(conn, account, idem.operation, idem.key.as_str(), now_ms())
+            .await?;
+    match found {
+        Some((hash, stored)) if hash == idem.fingerprint => Ok(Some(stored)),
         Some(_) => Err(AppError::IdempotencyKeyReused),
         None => Ok(None),
     }

@@ -1,8 +1,8 @@
 //! Idempotency records.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Statement, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Statement, sea_query::OnConflict,
 };
 
 use crate::{
@@ -10,50 +10,33 @@ use crate::{
     idempotency::{Idempotent, Stored},
 };
 
-/// A record's scope: account, operation, key.
-pub type Scope<'a> = (&'a str, &'a str, &'a str);
-
-/// The unexpired records of these scopes, each with its scope, request
-/// hash and stored response: one query.
+/// The request hash and stored response of an unexpired record: a
+/// primary-key look-up.
 pub async fn find_live(
     conn: &impl ConnectionTrait,
-    scopes: &[Scope<'_>],
+    account: &str,
+    operation: &str,
+    key: &str,
     now_ms: i64,
-) -> Result<Vec<(String, String, String, String, Stored)>, DbErr> {
-    if scopes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut any = Condition::any();
-    for (account, operation, key) in scopes {
-        any = any.add(
-            Condition::all()
-                .add(idempotency_keys::Column::AccountId.eq(*account))
-                .add(idempotency_keys::Column::Operation.eq(*operation))
-                .add(idempotency_keys::Column::Key.eq(*key)),
-        );
-    }
-    let rows: Vec<(String, String, String, String, i32, String)> = idempotency_keys::Entity::find()
+) -> Result<Option<(String, Stored)>, DbErr> {
+    let row: Option<(String, i32, String)> = idempotency_keys::Entity::find()
         .select_only()
         .columns([
-            idempotency_keys::Column::AccountId,
-            idempotency_keys::Column::Operation,
-            idempotency_keys::Column::Key,
             idempotency_keys::Column::RequestHash,
             idempotency_keys::Column::Status,
             idempotency_keys::Column::ResponseBody,
         ])
-        .filter(any)
+        .filter(idempotency_keys::Column::AccountId.eq(account))
+        .filter(idempotency_keys::Column::Operation.eq(operation))
+        .filter(idempotency_keys::Column::Key.eq(key))
         .filter(idempotency_keys::Column::ExpiresAtMs.gt(now_ms))
         .into_tuple()
-        .all(conn)
+        .one(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(account, operation, key, hash, status, body)| {
-            let status = u16::try_from(status).unwrap_or(200);
-            (account, operation, key, hash, Stored { status, body })
-        })
-        .collect())
+    Ok(row.map(|(hash, status, body)| {
+        let status = u16::try_from(status).unwrap_or(200);
+        (hash, Stored { status, body })
+    }))
 }
 
 /// Stores responses, replacing expired records of the same scopes: one

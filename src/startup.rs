@@ -64,6 +64,7 @@ impl Application {
                     Idempotency::new(Duration::from_secs(settings.serve.idempotency_ttl));
                 AppState {
                     order_writer: OrderWriter::start(db.clone(), idempotency.clone()),
+                    known_products: Default::default(),
                     db,
                     idempotency,
                     settings: Arc::new(settings),

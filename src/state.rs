@@ -1,7 +1,10 @@
 //! What every request can reach.
 
 use crate::{
-    config::Settings, db::Db, domain::order_writer::OrderWriter, idempotency::Idempotency,
+    config::Settings,
+    db::Db,
+    domain::{order_writer::OrderWriter, products::KnownProducts},
+    idempotency::Idempotency,
 };
 
 #[derive(Clone)]
@@ -9,5 +12,6 @@ pub struct AppState {
     pub db: Db,
     pub idempotency: Idempotency,
     pub order_writer: OrderWriter,
+    pub known_products: KnownProducts,
     pub settings: std::sync::Arc<Settings>,
 }

@@ -332,7 +332,8 @@ async fn unknown_products(state: &AppState, account: &str, body: &Value) -> AppR
     let mut ids: Vec<&str> = refs.iter().map(|(_, id)| *id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let unknown = domain::products::unknown_ids(&state.db, account, &ids).await?;
+    let unknown =
+        domain::products::unknown_ids(&state.db, &state.known_products, account, &ids).await?;
     Ok(refs
         .into_iter()
         .filter(|(_, id)| unknown.contains(*id))

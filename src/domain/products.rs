@@ -1,6 +1,9 @@
 //! Products: upsert by (account, externalId); order lines reference them.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
 
 use crate::{
     db::{self, Db, entities::products},
@@ -105,14 +108,44 @@ impl SyncJob {
     }
 }
 
+/// Products known to exist, by (account, product ID). A product is never
+/// deleted and never changes account (a sync upserts by account and
+/// external ID and keeps the ID), so once seen it stays valid on every
+/// instance: the cache can only miss, never lie. Bounded: cleared when full.
+#[derive(Debug, Default, Clone)]
+pub struct KnownProducts(Arc<Mutex<HashSet<(String, String)>>>);
+
+/// Entries before the cache starts over.
+const KNOWN_PRODUCTS_MAX: usize = 100_000;
+
 /// Which of `ids` name no product of `account` (another account's products
-/// count as unknown).
-pub async fn unknown_ids(db: &Db, account: &str, ids: &[&str]) -> AppResult<HashSet<String>> {
-    let known = db::products::existing_ids(db.conn(), account, ids).await?;
-    Ok(ids
-        .iter()
-        .filter(|id| !known.contains(**id))
-        .map(|id| (*id).to_owned())
+/// count as unknown). Only IDs not seen before cost a query.
+pub async fn unknown_ids(
+    db: &Db,
+    known: &KnownProducts,
+    account: &str,
+    ids: &[&str],
+) -> AppResult<HashSet<String>> {
+    let misses: Vec<&str> = {
+        let cache = known.0.lock().expect("product cache");
+        ids.iter()
+            .copied()
+            .filter(|id| !cache.contains(&(account.to_owned(), (*id).to_owned())))
+            .collect()
+    };
+    if misses.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let found = db::products::existing_ids(db.conn(), account, &misses).await?;
+    let mut cache = known.0.lock().expect("product cache");
+    if cache.len() + found.len() > KNOWN_PRODUCTS_MAX {
+        cache.clear();
+    }
+    cache.extend(found.iter().map(|id| (account.to_owned(), id.clone())));
+    Ok(misses
+        .into_iter()
+        .filter(|id| !found.contains(*id))
+        .map(str::to_owned)
         .collect())
 }
 

@@ -136,7 +136,9 @@ impl Deref for WriteTxn {
 }
 
 /// True for failures that a fresh attempt of the same transaction can
-/// clear: PostgreSQL deadlocks and serialisation failures, SQLite's busy.
+/// clear: PostgreSQL deadlocks and serialisation failures; SQLite's busy and
+/// locked results in every extended form (`SQLITE_BUSY_SNAPSHOT`,
+/// `SQLITE_BUSY_RECOVERY`, … share the primary code in their low byte).
 pub fn is_transient(err: &DbErr) -> bool {
     let db_err = match err {
         DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
@@ -146,7 +148,12 @@ pub fn is_transient(err: &DbErr) -> bool {
     };
     db_err
         .and_then(|e| e.code())
-        .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "5" | "517"))
+        .is_some_and(|code| match code.as_ref() {
+            "40P01" | "40001" => true,
+            sqlite => sqlite
+                .parse::<u32>()
+                .is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+        })
 }
 
 /// True when the database could not be reached at all (no connection in

@@ -108,11 +108,13 @@ async fn readyz_turns_503_when_the_database_is_gone_and_back_postgres() {
 }
 
 async fn slow_requests_time_out_with_503(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |s| s.request_timeout = 1).await else {
+    let Some(app) = spawn_app_with(backend, |s| s.request_timeout = 2).await else {
         return eprintln!("skipped: PostgreSQL not configured");
     };
     let body = batch(vec![order("slow-1", &[("prod_cap_002", "1", "1")])]);
-    assert_eq!(app.sync_orders(&body).await.status(), 200);
+    let first = app.sync_orders(&body).await;
+    let status = first.status();
+    assert_eq!(status, 200, "{}", first.text().await.unwrap_or_default());
     let changed = batch(vec![order("slow-1", &[("prod_cap_002", "3", "1")])]);
     let blocker = app.block_writes("slow-1").await;
     let resp = app

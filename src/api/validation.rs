@@ -124,15 +124,6 @@ pub fn schema_issues<T: Type + 'static>(value: &Value) -> Vec<Issue> {
     walker.issues
 }
 
-/// Appends a dotted path segment.
-pub fn join(path: &str, seg: impl std::fmt::Display) -> String {
-    if path.is_empty() {
-        seg.to_string()
-    } else {
-        format!("{path}.{seg}")
-    }
-}
-
 struct Walker {
     registry: &'static Registry,
     path: Vec<String>,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     db::{self, Db},
     domain::new_id,
-    error::{AppError, AppResult, Issue, Resource},
+    error::{AppError, AppResult, Resource},
 };
 
 /// Every key starts with this, so leaked keys are easy to recognise.
@@ -49,22 +49,22 @@ pub async fn authenticate(db: &Db, api_key: &str) -> AppResult<Option<String>> {
 pub async fn create_account(db: &Db, name: &str, id: Option<&str>) -> AppResult<(String, NewKey)> {
     let id = match id {
         Some(id) if !id.starts_with("acc_") || id.len() <= 4 => {
-            return Err(AppError::Invalid(vec![Issue::new(
+            return Err(AppError::invalid(
                 "id",
                 "invalid_string",
                 "Account IDs look like acc_…",
-            )]));
+            ));
         }
         Some(id) => id.to_owned(),
         None => new_id("acc"),
     };
     let txn = db.begin_write().await?;
     if !db::accounts::insert_account(&*txn, &id, name).await? {
-        return Err(AppError::Invalid(vec![Issue::new(
+        return Err(AppError::invalid(
             "id",
             "custom",
             format!("account {id} already exists"),
-        )]));
+        ));
     }
     let key = insert_new_key(&*txn, &id).await?;
     txn.commit().await?;

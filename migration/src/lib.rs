@@ -6,6 +6,7 @@ mod m20261127_000001_create_accounts;
 mod m20261127_000002_create_products;
 mod m20261127_000003_create_orders;
 mod m20261127_000004_create_idempotency_keys;
+mod m20261128_000005_add_order_content_hash;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_products::Migration),
             Box::new(m20261127_000003_create_orders::Migration),
             Box::new(m20261127_000004_create_idempotency_keys::Migration),
+            Box::new(m20261128_000005_add_order_content_hash::Migration),
         ]
     }
 }

@@ -123,7 +123,9 @@ pub struct SyncOrdersResult {
 
 #[derive(ApiResponse)]
 pub enum SyncOrdersResponse {
-    /// Every order was created or updated, in one transaction. With an
+    /// Every order was created or updated, in one transaction (an order
+    /// whose content is unchanged is left as it is, and answered the same
+    /// way). With an
     /// idempotency key, a retry of the same request gets this same response
     /// again, byte for byte, and writes nothing.
     #[oai(status = 200)]
@@ -236,7 +238,8 @@ impl OrdersApi {
         #[oai(name = "externalId", validator(min_length = 1, max_length = 255))]
         external_id: Query<Option<String>>,
         /// Only orders created or updated at or after this instant (RFC 3339).
-        /// For incremental pulls, pass the time your previous pull started.
+        /// A re-sync with unchanged content is not an update. For incremental
+        /// pulls, pass the time your previous pull started.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<DateTime<FixedOffset>>>,
         /// Page size, 1 to 200.

@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 
 use crate::{
@@ -16,8 +18,21 @@ use crate::{
     domain::{new_id, orders::OrderInput},
 };
 
-/// Inserts new orders and updates existing ones by (account, externalId);
-/// returns the stable ID of each, in the order of `inputs`.
+/// What a sync did to one stored order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A new order: it has no lines yet.
+    Inserted,
+    /// An existing order whose content changed: its lines are replaced.
+    Updated,
+    /// An existing order with the same content hash: nothing was written.
+    Unchanged,
+}
+
+/// Inserts new orders and updates existing ones by (account, externalId),
+/// leaving alone those whose stored `content_hash` equals the new one;
+/// returns the stable ID of each, and what was done, in the order of
+/// `inputs` (parallel to `totals` and `hashes`).
 ///
 /// A concurrent insert of the same external ID meets the unique index and
 /// turns into an update of the one row, so no race makes two orders.
@@ -26,32 +41,42 @@ pub async fn upsert(
     account: &str,
     inputs: &[&OrderInput],
     totals: &[rust_decimal::Decimal],
-) -> Result<Vec<String>, DbErr> {
+    hashes: &[String],
+) -> Result<Vec<(String, Written)>, DbErr> {
     let now = chrono::Utc::now().fixed_offset();
-    let mut rows: Vec<(&OrderInput, orders::ActiveModel)> = inputs
+    let mut rows: Vec<orders::ActiveModel> = inputs
         .iter()
-        .copied()
         .zip(totals)
-        .map(|(o, total)| {
-            let row = orders::ActiveModel {
-                id: Set(new_id("ord")),
-                account_id: Set(account.to_owned()),
-                external_id: Set(o.external_id.clone()),
-                destination_country: Set(o.destination_country.clone()),
-                destination_region: Set(o.destination_region.clone()),
-                destination_postal_code: Set(o.destination_postal_code.clone()),
-                metadata: Set(o.metadata.clone()),
-                total_value_usd: Set(total.to_string()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            };
-            (o, row)
+        .zip(hashes)
+        .map(|((o, total), hash)| orders::ActiveModel {
+            id: Set(new_id("ord")),
+            account_id: Set(account.to_owned()),
+            external_id: Set(o.external_id.clone()),
+            destination_country: Set(o.destination_country.clone()),
+            destination_region: Set(o.destination_region.clone()),
+            destination_postal_code: Set(o.destination_postal_code.clone()),
+            metadata: Set(o.metadata.clone()),
+            total_value_usd: Set(total.to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            content_hash: Set(Some(hash.clone())),
         })
         .collect();
     // Every writer locks rows in external-ID order, so two batches that
     // share orders cannot deadlock on PostgreSQL.
-    rows.sort_by(|a, b| a.0.external_id.cmp(&b.0.external_id));
+    rows.sort_by(|a, b| a.external_id.as_ref().cmp(b.external_id.as_ref()));
+    let fresh: HashMap<String, String> = rows
+        .iter()
+        .map(|r| (r.external_id.as_ref().clone(), r.id.as_ref().clone()))
+        .collect();
 
+    // Only rows whose content changed are updated (and returned); an
+    // unchanged row is still locked on PostgreSQL, like an updated one.
+    let stored_hash = Expr::col((orders::Entity, orders::Column::ContentHash));
+    let changed = stored_hash.clone().is_null().or(stored_hash.ne(Expr::col((
+        Alias::new("excluded"),
+        orders::Column::ContentHash,
+    ))));
     let on_conflict = OnConflict::columns([orders::Column::AccountId, orders::Column::ExternalId])
         .update_columns([
             orders::Column::DestinationCountry,
@@ -60,21 +85,54 @@ pub async fn upsert(
             orders::Column::Metadata,
             orders::Column::TotalValueUsd,
             orders::Column::UpdatedAt,
+            orders::Column::ContentHash,
         ])
+        .action_and_where(changed)
         .to_owned();
-    let mut ids: HashMap<String, String> = HashMap::with_capacity(inputs.len());
-    let rows: Vec<orders::ActiveModel> = rows.into_iter().map(|(_, row)| row).collect();
-    for chunk in rows.chunks(chunk_rows(11)) {
-        let stored = orders::Entity::insert_many(chunk.to_vec())
+    let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());
+    for chunk in rows.chunks(chunk_rows(12)) {
+        let mut insert = orders::Entity::insert_many(chunk.to_vec())
             .on_conflict(on_conflict.clone())
-            .exec_with_returning(conn)
+            .into_query();
+        insert.returning(
+            Query::returning().columns([orders::Column::Id, orders::Column::ExternalId]),
+        );
+        for row in conn.query_all(&insert).await? {
+            let id: String = row.try_get("", "id")?;
+            let external_id: String = row.try_get("", "external_id")?;
+            let how = if fresh.get(&external_id) == Some(&id) {
+                Written::Inserted
+            } else {
+                Written::Updated
+            };
+            written.insert(external_id, (id, how));
+        }
+    }
+    // Orders left alone returned nothing: their IDs, in one more query.
+    let unchanged: Vec<&str> = inputs
+        .iter()
+        .map(|o| o.external_id.as_str())
+        .filter(|e| !written.contains_key(*e))
+        .collect();
+    for chunk in unchanged.chunks(chunk_rows(1)) {
+        let found: Vec<(String, String)> = orders::Entity::find()
+            .select_only()
+            .columns([orders::Column::ExternalId, orders::Column::Id])
+            .filter(orders::Column::AccountId.eq(account))
+            .filter(orders::Column::ExternalId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(conn)
             .await?;
-        ids.extend(stored.into_iter().map(|m| (m.external_id, m.id)));
+        written.extend(
+            found
+                .into_iter()
+                .map(|(external_id, id)| (external_id, (id, Written::Unchanged))),
+        );
     }
     inputs
         .iter()
         .map(|o| {
-            ids.remove(&o.external_id).ok_or_else(|| {
+            written.remove(&o.external_id).ok_or_else(|| {
                 DbErr::RecordNotFound(format!("order {} after upsert", o.external_id))
             })
         })
@@ -82,22 +140,29 @@ pub async fn upsert(
 }
 
 /// Replaces the line items of the orders `ids` (parallel to `inputs`) with
-/// the lines of `inputs`, in request order.
+/// the lines of `inputs`, in request order. Orders just inserted have no
+/// lines to delete; unchanged orders are skipped.
 pub async fn replace_lines(
     conn: &impl ConnectionTrait,
     inputs: &[&OrderInput],
-    ids: &[String],
+    ids: &[(String, Written)],
 ) -> Result<(), DbErr> {
-    for chunk in ids.chunks(chunk_rows(1)) {
+    let updated: Vec<&str> = ids
+        .iter()
+        .filter(|(_, how)| *how == Written::Updated)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    for chunk in updated.chunks(chunk_rows(1)) {
         order_items::Entity::delete_many()
-            .filter(order_items::Column::OrderId.is_in(chunk.to_vec()))
+            .filter(order_items::Column::OrderId.is_in(chunk.iter().copied()))
             .exec(conn)
             .await?;
     }
     let lines: Vec<order_items::ActiveModel> = inputs
         .iter()
         .zip(ids)
-        .flat_map(|(o, id)| {
+        .filter(|(_, (_, how))| *how != Written::Unchanged)
+        .flat_map(|(o, (id, _))| {
             o.lines
                 .iter()
                 .enumerate()

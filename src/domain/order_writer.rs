@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    db::{self, Db},
+    db::{self, Db, orders::Written},
     domain::{
         Render,
         orders::{Order, OrderInput},
@@ -36,6 +36,8 @@ pub struct Job {
     pub account: String,
     pub orders: Vec<OrderInput>,
     pub totals: Vec<Decimal>,
+    /// [`OrderInput::content_hash`] of each order.
+    pub hashes: Vec<String>,
     pub idem: Option<Idempotent>,
     pub render: Render<Order>,
     /// Holds the idempotency key in flight until the write ends, even when
@@ -79,6 +81,7 @@ impl OrderWriter {
         account: &str,
         orders: Vec<OrderInput>,
         totals: Vec<Decimal>,
+        hashes: Vec<String>,
         idem: Option<Idempotent>,
         render: Render<Order>,
         claim: Option<InFlightGuard>,
@@ -88,6 +91,7 @@ impl OrderWriter {
             account: account.to_owned(),
             orders,
             totals,
+            hashes,
             idem,
             render,
             claim,
@@ -215,7 +219,7 @@ async fn write_batch(
 
     // One upsert per account (a batch nearly always has one), then one
     // replacement of all lines.
-    let mut ids: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
+    let mut ids: Vec<Vec<(String, Written)>> = vec![Vec::new(); batch.len()];
     let mut accounts: Vec<&str> = active.iter().map(|&i| batch[i].account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
@@ -230,7 +234,11 @@ async fn write_batch(
             .iter()
             .flat_map(|&i| batch[i].totals.iter().copied())
             .collect();
-        let mut stored = db::orders::upsert(&*txn, account, &inputs, &totals)
+        let hashes: Vec<String> = jobs
+            .iter()
+            .flat_map(|&i| batch[i].hashes.iter().cloned())
+            .collect();
+        let mut stored = db::orders::upsert(&*txn, account, &inputs, &totals, &hashes)
             .await?
             .into_iter();
         for &i in &jobs {
@@ -238,7 +246,7 @@ async fn write_batch(
         }
     }
     let inputs: Vec<&OrderInput> = active.iter().flat_map(|&i| &batch[i].orders).collect();
-    let all_ids: Vec<String> = active
+    let all_ids: Vec<(String, Written)> = active
         .iter()
         .flat_map(|&i| ids[i].iter().cloned())
         .collect();
@@ -252,7 +260,7 @@ async fn write_batch(
             .iter()
             .zip(&ids[i])
             .zip(&job.totals)
-            .map(|((input, id), total)| input.to_order(id.clone(), &job.account, *total))
+            .map(|((input, (id, _)), total)| input.to_order(id.clone(), &job.account, *total))
             .collect();
         bodies.push((i, (job.render)(&synced)));
     }

@@ -339,6 +339,19 @@ impl TestApp {
         rows
     }
 
+    /// Row IDs of every stored line: a line that is rewritten gets a new one.
+    pub async fn line_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = order_items::Entity::find()
+            .all(self.state.db.conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Blocks writers on the order `external_id` (which must exist) until
     /// released: a row lock on PostgreSQL, the file's write lock on SQLite.
     pub async fn block_writes(&self, external_id: &str) -> WriteBlocker {

@@ -59,6 +59,51 @@ both_backends! {
         assert_eq!(app.line_count().await, 1);
     }
 
+    async fn a_resync_with_unchanged_content_writes_nothing_and_answers_alike(app) {
+        let body = batch(vec![
+            order("wave-1", &[("prod_hoodie_001", "2", "110"), ("prod_cap_002", "1", "35")]),
+            order("wave-2", &[("prod_cap_002", "3", "19.99")]),
+        ]);
+        let first = app.sync_orders(&body).await;
+        assert_eq!(first.status(), 200);
+        let first = first.text().await.unwrap();
+        let (versions, lines) = (app.order_versions().await, app.line_ids().await);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+
+        // Same content, numbers spelled differently: the same answer, and
+        // neither order nor line is rewritten.
+        let mut respelled = body.clone();
+        respelled["items"][1]["items"][0]["unitValueUsd"] = serde_json::from_str("19.990").unwrap();
+        let again = app.sync_orders(&respelled).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.text().await.unwrap(), first);
+        assert_eq!(app.order_versions().await, versions);
+        assert_eq!(app.line_ids().await, lines);
+        let pulled = app.client.get(app.url("/api/orders"))
+            .query(&[("updatedSince", since.as_str())])
+            .bearer_auth(&app.api_key).send().await.unwrap();
+        assert_eq!(body_json(pulled).await["data"], json!([]));
+
+        // One order changed in the same batch: only it is written.
+        let mut changed = body.clone();
+        changed["items"][0]["items"][1]["quantity"] = json!(4);
+        let resp = body_json(app.sync_orders(&changed).await).await;
+        assert_eq!(resp["data"][0]["totalValueUsd"].to_string(), "360");
+        let now = app.order_versions().await;
+        assert_ne!(now[0], versions[0]);
+        assert_eq!(now[1], versions[1]);
+        let kept: Vec<i64> = app.line_ids().await.into_iter().filter(|id| lines.contains(id)).collect();
+        assert_eq!(kept.len(), 1, "the unchanged order's line stays");
+        assert_eq!(app.line_count().await, 3);
+        let pulled = app.client.get(app.url("/api/orders"))
+            .query(&[("updatedSince", since.as_str())])
+            .bearer_auth(&app.api_key).send().await.unwrap();
+        let pulled = body_json(pulled).await;
+        assert_eq!(pulled["data"].as_array().unwrap().len(), 1);
+        assert_eq!(pulled["data"][0]["externalId"], "wave-1");
+    }
+
     async fn totals_are_exact_decimal_sums(app) {
         let body = batch(vec![
             order("exact-1", &[("prod_cap_002", "3", "19.99"), ("prod_cap_002", "1", "0.1"), ("prod_hoodie_001", "1", "0.2")]),

@@ -20,6 +20,7 @@ pub struct Model {
     pub total_value_usd: String,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    pub content_hash: Option<String>,
     #[sea_orm(
         belongs_to,
         from = "account_id",

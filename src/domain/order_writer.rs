@@ -80,12 +80,16 @@ impl OrderWriter {
         &self,
         account: &str,
         orders: Vec<OrderInput>,
-        totals: Vec<Decimal>,
-        hashes: Vec<String>,
         idem: Option<Idempotent>,
         render: Render<Order>,
         claim: Option<InFlightGuard>,
     ) -> AppResult<Outcome> {
+        // Computed here, not on the writer task, which all syncs share.
+        let totals = orders
+            .iter()
+            .map(OrderInput::total)
+            .collect::<AppResult<Vec<_>>>()?;
+        let hashes = orders.iter().map(OrderInput::content_hash).collect();
         let (reply, answer) = oneshot::channel();
         let job = Job {
             account: account.to_owned(),

@@ -100,15 +100,10 @@ pub async fn sync(
     idem: Option<Idempotent>,
     render: Render<Order>,
 ) -> AppResult<Outcome> {
-    let totals = orders
-        .iter()
-        .map(OrderInput::total)
-        .collect::<AppResult<Vec<_>>>()?;
-    let hashes = orders.iter().map(OrderInput::content_hash).collect();
     let claim = state.idempotency.claim(account, idem.as_ref())?;
     state
         .order_writer
-        .write(account, orders, totals, hashes, idem, render, claim)
+        .write(account, orders, idem, render, claim)
         .await
 }
 

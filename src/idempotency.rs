@@ -182,10 +182,73 @@ impl InFlight {
     }
 }
 
+/// Completed records this process has read from the database, by scope,
+/// so that further replays of them need no read at all. Sound across
+/// processes: a record never changes while it is live (only an expired
+/// scope is written again), and an entry is ignored from its expiry on.
+/// Only committed records (read back) enter it. Bounded by size.
+#[derive(Clone)]
+pub struct Completed(Arc<quick_cache::sync::Cache<Scope, Arc<Record>, RecordWeight>>);
+
+/// A completed record as cached.
+#[derive(Debug)]
+struct Record {
+    fingerprint: String,
+    stored: Stored,
+    expires_at_ms: i64,
+}
+
+/// Bytes of cached responses, roughly, across all entries.
+const COMPLETED_CACHE_BYTES: u64 = 8 << 20;
+/// Larger responses (batches of hundreds of orders) are read each time.
+const COMPLETED_CACHE_MAX_ENTRY: usize = 512 << 10;
+
+#[derive(Clone)]
+struct RecordWeight;
+
+impl quick_cache::Weighter<Scope, Arc<Record>> for RecordWeight {
+    fn weight(&self, scope: &Scope, record: &Arc<Record>) -> u64 {
+        (scope.0.len() + scope.2.as_str().len() + record.stored.body.len() + 128) as u64
+    }
+}
+
+impl Default for Completed {
+    fn default() -> Self {
+        Self(Arc::new(quick_cache::sync::Cache::with_weighter(
+            4_096,
+            COMPLETED_CACHE_BYTES,
+            RecordWeight,
+        )))
+    }
+}
+
+impl std::fmt::Debug for Completed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completed")
+            .field("entries", &self.0.len())
+            .finish()
+    }
+}
+
+impl Completed {
+    fn get(&self, scope: &Scope, now_ms: i64) -> Option<Arc<Record>> {
+        self.0
+            .get(scope)
+            .filter(|record| record.expires_at_ms > now_ms)
+    }
+
+    fn remember(&self, scope: Scope, record: Arc<Record>) {
+        if record.stored.body.len() <= COMPLETED_CACHE_MAX_ENTRY {
+            self.0.insert(scope, record);
+        }
+    }
+}
+
 /// The state idempotent operations share within a process.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
     pub in_flight: InFlight,
+    completed: Completed,
     pub ttl: Duration,
 }
 
@@ -193,30 +256,71 @@ impl Idempotency {
     pub fn new(ttl: Duration) -> Self {
         Self {
             in_flight: InFlight::default(),
+            completed: Completed::default(),
             ttl,
         }
     }
 
-    /// Before validation: the stored response of an earlier request with
-    /// this key. One indexed read. A replay needs nothing else: the same
+    /// Before validation: the response of an earlier request with this
+    /// key, when this process holds its record (it wrote or read it), which
+    /// costs no database read. A replay needs nothing else: the same
     /// fingerprint means the same body, which passed every check before. A
     /// key used for another request is only refused after validation, which
-    /// the contract orders first.
-    pub async fn earlier(
+    /// the contract orders first. Records this process has not seen are
+    /// found by the write's [`recheck`](Self::recheck), or by
+    /// [`replay_of_rejected`](Self::replay_of_rejected).
+    pub fn earlier(&self, account: &str, idem: Option<&Idempotent>) -> Earlier {
+        let Some(idem) = idem else {
+            return Earlier::None;
+        };
+        let scope: Scope = (account.to_owned(), idem.operation, idem.key.clone());
+        match self.completed.get(&scope, now_ms()) {
+            Some(record) => judge(&record, idem),
+            None => Earlier::None,
+        }
+    }
+
+    /// For a request that validation rejects: the stored response of the
+    /// same request, if it completed before (one indexed read). A retry is
+    /// answered as the first time even if the rules have tightened since.
+    pub async fn replay_of_rejected(
         &self,
         db: &Db,
         account: &str,
         idem: Option<&Idempotent>,
-    ) -> AppResult<Earlier> {
+    ) -> AppResult<Option<Outcome>> {
         let Some(idem) = idem else {
-            return Ok(Earlier::None);
+            return Ok(None);
         };
-        match replayable(db.conn(), account, idem).await {
-            Ok(Some(stored)) => Ok(Earlier::Replay(stored.into())),
-            Ok(None) => Ok(Earlier::None),
-            Err(AppError::IdempotencyKeyReused) => Ok(Earlier::Reused),
-            Err(e) => Err(e),
-        }
+        Ok(match self.read(db.conn(), account, idem).await? {
+            Some(record) => match judge(&record, idem) {
+                Earlier::Replay(outcome) => Some(outcome),
+                _ => None,
+            },
+            None => None,
+        })
+    }
+
+    /// The live record of the scope from the database; remembered.
+    async fn read(
+        &self,
+        conn: &impl ConnectionTrait,
+        account: &str,
+        idem: &Idempotent,
+    ) -> AppResult<Option<Arc<Record>>> {
+        let found =
+            db::idempotency::find_live(conn, account, idem.operation, idem.key.as_str(), now_ms())
+                .await?;
+        Ok(found.map(|(fingerprint, stored, expires_at_ms)| {
+            let record = Arc::new(Record {
+                fingerprint,
+                stored,
+                expires_at_ms,
+            });
+            let scope = (account.to_owned(), idem.operation, idem.key.clone());
+            self.completed.remember(scope, record.clone());
+            record
+        }))
     }
 
     /// Before the write transaction: claims the key for this process (409
@@ -271,23 +375,27 @@ impl Idempotency {
         // (IN lists) was planned as a scan of the account's records while
         // the table's statistics were young, costing tens of milliseconds.
         for (i, account, idem) in open {
-            results[i] = match replayable(txn, account, idem).await {
-                Ok(found) => Ok(found.map(Outcome::from)),
-                Err(AppError::IdempotencyKeyReused) => Err(AppError::IdempotencyKeyReused),
-                Err(e) => return Err(e),
+            results[i] = match self.read(txn, account, idem).await? {
+                None => Ok(None),
+                Some(record) => match judge(&record, idem) {
+                    Earlier::Replay(outcome) => Ok(Some(outcome)),
+                    _ => Err(AppError::IdempotencyKeyReused),
+                },
             };
         }
         Ok(results)
     }
 
     /// Inside the write transaction, after writing: stores the responses
-    /// of the requests that carry a key, in one statement.
+    /// of the requests that carry a key, in one statement. Call
+    /// [`Completion::committed`] once the transaction has committed.
     pub async fn complete(
         &self,
         txn: &impl ConnectionTrait,
         responses: &[(&str, Option<&Idempotent>, &str)],
-    ) -> AppResult<()> {
+    ) -> AppResult<Completion> {
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires_at_ms = now_ms().saturating_add(ttl_ms);
         let stored: Vec<(&str, &Idempotent, Stored)> = responses
             .iter()
             .filter_map(|(account, idem, body)| {
@@ -305,8 +413,38 @@ impl Idempotency {
             .collect();
         let records: Vec<(&str, &Idempotent, &Stored)> =
             stored.iter().map(|(a, i, s)| (*a, *i, s)).collect();
-        db::idempotency::save(txn, &records, now_ms().saturating_add(ttl_ms)).await?;
-        Ok(())
+        db::idempotency::save(txn, &records, expires_at_ms).await?;
+        Ok(Completion {
+            completed: self.completed.clone(),
+            records: stored
+                .into_iter()
+                .map(|(account, idem, stored)| {
+                    let scope = (account.to_owned(), idem.operation, idem.key.clone());
+                    let record = Record {
+                        fingerprint: idem.fingerprint.clone(),
+                        stored,
+                        expires_at_ms,
+                    };
+                    (scope, Arc::new(record))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Records stored by a write transaction, to remember once it commits (a
+/// rolled-back record must never be replayed).
+#[must_use = "call `committed` after the transaction commits"]
+pub struct Completion {
+    completed: Completed,
+    records: Vec<(Scope, Arc<Record>)>,
+}
+
+impl Completion {
+    pub fn committed(self) {
+        for (scope, record) in self.records {
+            self.completed.remember(scope, record);
+        }
     }
 }
 
@@ -329,20 +467,13 @@ impl From<Stored> for Outcome {
     }
 }
 
-/// The unexpired record of this scope: replayable when the fingerprints
-/// match, a 422 when they do not.
-async fn replayable(
-    conn: &impl ConnectionTrait,
-    account: &str,
-    idem: &Idempotent,
-) -> AppResult<Option<Stored>> {
-    let found =
-        db::idempotency::find_live(conn, account, idem.operation, idem.key.as_str(), now_ms())
-            .await?;
-    match found {
-        Some((hash, stored)) if hash == idem.fingerprint => Ok(Some(stored)),
-        Some(_) => Err(AppError::IdempotencyKeyReused),
-        None => Ok(None),
+/// A live record against a request under its key: the same request is
+/// replayed, another is refused.
+fn judge(record: &Record, idem: &Idempotent) -> Earlier {
+    if record.fingerprint == idem.fingerprint {
+        Earlier::Replay(record.stored.clone().into())
+    } else {
+        Earlier::Reused
     }
 }
 
@@ -417,6 +548,42 @@ mod tests {
                 "Idempotency-Key"
             );
         }
+    }
+
+    fn record(body: &str, expires_at_ms: i64) -> Arc<Record> {
+        Arc::new(Record {
+            fingerprint: "f".into(),
+            stored: Stored {
+                status: 200,
+                body: body.into(),
+            },
+            expires_at_ms,
+        })
+    }
+
+    #[test]
+    fn completed_records_are_forgotten_at_expiry_and_large_ones_not_kept() {
+        let cache = Completed::default();
+        let scope = |k: &str| {
+            (
+                "acc_1".to_owned(),
+                "syncOrders",
+                IdempotencyKey::parse(k, "k").unwrap(),
+            )
+        };
+        cache.remember(scope("a"), record("{}", 1_000));
+        assert!(cache.get(&scope("a"), 999).is_some());
+        assert!(cache.get(&scope("a"), 1_000).is_none());
+        assert!(cache.get(&scope("b"), 0).is_none());
+        let large = "x".repeat(COMPLETED_CACHE_MAX_ENTRY + 1);
+        cache.remember(scope("c"), record(&large, 1_000));
+        assert!(cache.get(&scope("c"), 0).is_none());
+        // Bounded: far more than fits leaves the cache within its budget.
+        let body = "y".repeat(64 << 10);
+        for i in 0..1_000 {
+            cache.remember(scope(&format!("k{i}")), record(&body, 1_000));
+        }
+        assert!(cache.0.weight() <= COMPLETED_CACHE_BYTES);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::{
     error::{AppError, AppResult, Issue},
     idempotency::{self, Earlier, IdempotencyKey, Idempotent, Outcome},
+    state::AppState,
 };
 
 #[derive(Tags)]
@@ -240,13 +241,28 @@ pub enum Prepared<T> {
     Execute(Vec<T>, Option<Idempotent>),
 }
 
-/// After validation: refuses a key another request used (422), else
-/// passes the request on.
-pub fn after_validation<T>(
+/// After validation. A rejected request that repeats a completed one under
+/// its key gets that response (one indexed read, paid only by rejected
+/// requests): a retry is answered as the first time even if the rules
+/// have tightened since. An accepted request is refused when another
+/// request used the key (422), else passed on to execute.
+pub async fn after_validation<T>(
+    state: &AppState,
+    account: &str,
     earlier: Earlier,
-    inputs: Vec<T>,
+    validated: AppResult<Vec<T>>,
     idem: Option<Idempotent>,
 ) -> AppResult<Prepared<T>> {
+    let inputs = match validated {
+        Ok(inputs) => inputs,
+        Err(rejected) => {
+            let replay = state
+                .idempotency
+                .replay_of_rejected(&state.db, account, idem.as_ref())
+                .await?;
+            return replay.map(Prepared::Replay).ok_or(rejected);
+        }
+    };
     match earlier {
         Earlier::Reused => Err(AppError::IdempotencyKeyReused),
         Earlier::Replay(outcome) => Ok(Prepared::Replay(outcome)),

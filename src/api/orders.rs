@@ -281,11 +281,8 @@ async fn validate(
     body: &mut ValidatedJson<SyncOrdersRequest>,
 ) -> AppResult<Prepared<domain::orders::OrderInput>> {
     let (idem, mut extra) = take_idempotency("syncOrders", idempotency_header, body.raw_mut());
-    // A replay is answered from one indexed read, before anything else.
-    let earlier = state
-        .idempotency
-        .earlier(&state.db, account, idem.as_ref())
-        .await?;
+    // A replay of a request this process has seen is answered at once.
+    let earlier = state.idempotency.earlier(account, idem.as_ref());
     if let Earlier::Replay(outcome) = earlier {
         return Ok(Prepared::Replay(outcome));
     }
@@ -293,12 +290,9 @@ async fn validate(
     extra.extend(duplicate_external_ids(body.raw()));
     extra.extend(oversized_metadata(body.raw()));
     extra.extend(unknown_products(state, account, body.raw()).await?);
-    let request = collect_issues(body.validate(), extra)?;
-    after_validation(
-        earlier,
-        request.items.into_iter().map(Into::into).collect(),
-        idem,
-    )
+    let validated = collect_issues(body.validate(), extra)
+        .map(|request| request.items.into_iter().map(Into::into).collect());
+    after_validation(state, account, earlier, validated, idem).await
 }
 
 fn oversized_metadata(body: &Value) -> Vec<Issue> {

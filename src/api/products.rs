@@ -244,22 +244,16 @@ async fn validate(
     body: &mut ValidatedJson<SyncProductsRequest>,
 ) -> AppResult<Prepared<domain::products::ProductInput>> {
     let (idem, mut extra) = take_idempotency("syncProducts", idempotency_header, body.raw_mut());
-    // A replay is answered from one indexed read, before anything else.
-    let earlier = state
-        .idempotency
-        .earlier(&state.db, account, idem.as_ref())
-        .await?;
+    // A replay of a request this process has seen is answered at once.
+    let earlier = state.idempotency.earlier(account, idem.as_ref());
     if let Earlier::Replay(outcome) = earlier {
         return Ok(Prepared::Replay(outcome));
     }
     check_scope(account, body.raw())?;
     extra.extend(duplicate_external_ids(body.raw()));
-    let request = collect_issues(body.validate(), extra)?;
-    after_validation(
-        earlier,
-        request.items.into_iter().map(Into::into).collect(),
-        idem,
-    )
+    let validated = collect_issues(body.validate(), extra)
+        .map(|request| request.items.into_iter().map(Into::into).collect());
+    after_validation(state, account, earlier, validated, idem).await
 }
 
 impl From<SyncProductInput> for domain::products::ProductInput {

@@ -10,21 +10,22 @@ use crate::{
     idempotency::{Idempotent, Stored},
 };
 
-/// The request hash and stored response of an unexpired record: a
-/// primary-key look-up.
+/// The request hash, stored response and expiry (ms) of an unexpired
+/// record: a primary-key look-up.
 pub async fn find_live(
     conn: &impl ConnectionTrait,
     account: &str,
     operation: &str,
     key: &str,
     now_ms: i64,
-) -> Result<Option<(String, Stored)>, DbErr> {
-    let row: Option<(String, i32, String)> = idempotency_keys::Entity::find()
+) -> Result<Option<(String, Stored, i64)>, DbErr> {
+    let row: Option<(String, i32, String, i64)> = idempotency_keys::Entity::find()
         .select_only()
         .columns([
             idempotency_keys::Column::RequestHash,
             idempotency_keys::Column::Status,
             idempotency_keys::Column::ResponseBody,
+            idempotency_keys::Column::ExpiresAtMs,
         ])
         .filter(idempotency_keys::Column::AccountId.eq(account))
         .filter(idempotency_keys::Column::Operation.eq(operation))
@@ -33,9 +34,9 @@ pub async fn find_live(
         .into_tuple()
         .one(conn)
         .await?;
-    Ok(row.map(|(hash, status, body)| {
+    Ok(row.map(|(hash, status, body, expires_at_ms)| {
         let status = u16::try_from(status).unwrap_or(200);
-        (hash, Stored { status, body })
+        (hash, Stored { status, body }, expires_at_ms)
     }))
 }
 

@@ -278,8 +278,9 @@ async fn write_batch(
             )
         })
         .collect();
-    idempotency.complete(&*txn, &responses).await?;
+    let completion = idempotency.complete(&*txn, &responses).await?;
     txn.commit().await?;
+    completion.committed();
     tracing::debug!(
         jobs = batch.len(),
         orders = inputs.len(),

@@ -96,11 +96,13 @@ impl SyncJob {
             })
             .collect();
         let body = (self.render)(&synced);
-        self.state
+        let completion = self
+            .state
             .idempotency
             .complete(&*txn, &[(account, idem, body.as_str())])
             .await?;
         txn.commit().await?;
+        completion.committed();
         Ok(Outcome {
             body,
             replayed: false,

@@ -314,6 +314,15 @@ async fn expired_keys_behave_as_new(backend: Backend) {
     assert_eq!(resp.status(), 200);
     assert!(!replayed(&resp));
     assert_eq!(body_json(resp).await["data"][0]["totalValueUsd"], 475);
+    // Its replays answer the new record, not the expired one this process
+    // had read before; the old request is now another request's key.
+    for _ in 0..2 {
+        let resp = app.post_with_key(ORDERS, "short-lived", &changed).await;
+        assert!(replayed(&resp));
+        assert_eq!(body_json(resp).await["data"][0]["totalValueUsd"], 475);
+    }
+    let resp = app.post_with_key(ORDERS, "short-lived", &body).await;
+    assert_eq!(resp.status(), 422);
     // The purge removes expired records and keeps live ones.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(!replayed(&app.post_with_key(ORDERS, "fresh", &body).await));
@@ -335,6 +344,34 @@ async fn expired_keys_behave_as_new_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expired_keys_behave_as_new_postgres() {
     expired_keys_behave_as_new(Backend::Postgres).await
+}
+
+both_backends! {
+    async fn a_completed_request_is_replayed_even_if_it_would_be_rejected_now(app) {
+        // A record left by an earlier release, whose rules accepted a body
+        // that today's validation rejects (here: an unknown product).
+        let body = batch(vec![order("legacy-1", &[("prod_gone_999", "1", "5")])]);
+        let idem = entrygo::idempotency::Idempotent {
+            operation: "syncOrders",
+            key: entrygo::idempotency::IdempotencyKey::parse("legacy-key", "k").unwrap(),
+            fingerprint: entrygo::idempotency::fingerprint(&body),
+        };
+        let stored = entrygo::idempotency::Stored { status: 200, body: r#"{"data":[]}"#.into() };
+        let expires = entrygo::idempotency::now_ms() + 60_000;
+        entrygo::db::idempotency::save(app.state.db.conn(), &[("acc_123", &idem, &stored)], expires)
+            .await
+            .unwrap();
+        let resp = app.post_with_key(ORDERS, "legacy-key", &body).await;
+        assert!(replayed(&resp));
+        assert_eq!(ok_text(resp).await.1, r#"{"data":[]}"#);
+        // Another body under that key is judged on its own: invalid first.
+        let other = batch(vec![order("legacy-2", &[("prod_gone_999", "1", "5")])]);
+        let resp = app.post_with_key(ORDERS, "legacy-key", &other).await;
+        assert_eq!(resp.status(), 400);
+        // Without a key, the same body is simply invalid.
+        assert_eq!(app.sync_orders(&body).await.status(), 400);
+        assert_eq!(app.order_count().await, 0);
+    }
 }
 
 both_backends! {

@@ -16,7 +16,8 @@
 //! clients are told to. Prints a table and writes `target/bench/load.json`.
 //! Needs `wrk` (Debian: `apt-get install wrk`; installed if missing and
 //! running as root). `ENTRYGO_BENCH_SECONDS` sets each scenario's length
-//! (default 10). Not a pass/fail gate.
+//! (default 10); `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those. Not a
+//! pass/fail gate.
 
 use std::{
     io::{BufRead, BufReader},
@@ -250,8 +251,15 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         ("S4", S4, CONNECTIONS, 1),
         ("S5", S5, CONNECTIONS, 1),
     ];
+    // `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those (while profiling).
+    let only: Option<Vec<String>> = std::env::var("ENTRYGO_BENCH_SCENARIOS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     let mut results = Vec::new();
     for (name, script, connections, orders_per_request) in scenarios {
+        if only.as_ref().is_some_and(|only| !only.iter().any(|o| o == name)) {
+            continue;
+        }
         let path = work.join(format!("{backend}-{name}.lua"));
         std::fs::write(&path, format!("{common}\n{script}")).unwrap();
         server.reset_peak_rss();

@@ -257,7 +257,10 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     let mut results = Vec::new();
     for (name, script, connections, orders_per_request) in scenarios {
-        if only.as_ref().is_some_and(|only| !only.iter().any(|o| o == name)) {
+        if only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|o| o == name))
+        {
             continue;
         }
         let path = work.join(format!("{backend}-{name}.lua"));

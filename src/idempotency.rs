@@ -200,8 +200,10 @@ struct Record {
 
 /// Bytes of cached responses, roughly, across all entries.
 const COMPLETED_CACHE_BYTES: u64 = 8 << 20;
-/// Larger responses (batches of hundreds of orders) are read each time.
-const COMPLETED_CACHE_MAX_ENTRY: usize = 512 << 10;
+/// Larger responses (batches of hundreds of orders, whose retries are rare
+/// and cost far more than one read) are read each time, and never push the
+/// many small records out.
+const COMPLETED_CACHE_MAX_ENTRY: usize = 64 << 10;
 
 #[derive(Clone)]
 struct RecordWeight;
@@ -323,15 +325,30 @@ impl Idempotency {
         }))
     }
 
-    /// Before the write transaction: claims the key for this process (409
-    /// when one of its requests holds it already).
-    pub fn claim(
+    /// Before the write transaction: claims the key for this process. When
+    /// one of its requests holds the key already, that may be the replay of
+    /// a completed request on its way through the writer (a burst of
+    /// retries this process had not seen): one read tells, and a completed
+    /// record is replayed (or refused, 422); otherwise 409.
+    pub async fn claim(
         &self,
+        db: &Db,
         account: &str,
         idem: Option<&Idempotent>,
-    ) -> AppResult<Option<InFlightGuard>> {
-        idem.map(|idem| self.in_flight.claim(account, idem))
-            .transpose()
+    ) -> AppResult<Claim> {
+        let Some(idem) = idem else {
+            return Ok(Claim::Held(None));
+        };
+        match self.in_flight.claim(account, idem) {
+            Ok(guard) => Ok(Claim::Held(Some(guard))),
+            Err(in_use) => match self.read(db.conn(), account, idem).await? {
+                Some(record) => match judge(&record, idem) {
+                    Earlier::Replay(outcome) => Ok(Claim::Replay(outcome)),
+                    _ => Err(AppError::IdempotencyKeyReused),
+                },
+                None => Err(in_use),
+            },
+        }
     }
 
     /// Inside the write transaction, before writing, for each request of
@@ -446,6 +463,14 @@ impl Completion {
             self.completed.remember(scope, record);
         }
     }
+}
+
+/// The outcome of [`Idempotency::claim`].
+pub enum Claim {
+    /// Execute, holding the key (if any) until the write ends.
+    Held(Option<InFlightGuard>),
+    /// The same request completed meanwhile: its response.
+    Replay(Outcome),
 }
 
 /// What an earlier request with the same key left.

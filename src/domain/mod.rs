@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::{
     db,
     error::{AppError, AppResult},
-    idempotency::{Idempotent, Outcome},
+    idempotency::{Claim, Idempotent, Outcome},
     state::AppState,
 };
 
@@ -42,7 +42,10 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = AppResult<Outcome>> + Send + 'static,
 {
-    let claim = state.idempotency.claim(account, idem)?;
+    let claim = match state.idempotency.claim(&state.db, account, idem).await? {
+        Claim::Held(claim) => claim,
+        Claim::Replay(outcome) => return Ok(outcome),
+    };
     let task = tokio::spawn(
         async move {
             // Held until the write ends: a concurrent retry gets 409.

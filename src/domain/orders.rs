@@ -15,7 +15,7 @@ use crate::{
     },
     domain::{MAX_PAGE, Page, Render, money},
     error::{AppError, AppResult, Resource},
-    idempotency::{Idempotent, Outcome},
+    idempotency::{Claim, Idempotent, Outcome},
     state::AppState,
 };
 
@@ -100,7 +100,14 @@ pub async fn sync(
     idem: Option<Idempotent>,
     render: Render<Order>,
 ) -> AppResult<Outcome> {
-    let claim = state.idempotency.claim(account, idem.as_ref())?;
+    let claim = match state
+        .idempotency
+        .claim(&state.db, account, idem.as_ref())
+        .await?
+    {
+        Claim::Held(claim) => claim,
+        Claim::Replay(outcome) => return Ok(outcome),
+    };
     state
         .order_writer
         .write(account, orders, idem, render, claim)

@@ -347,6 +347,27 @@ async fn expired_keys_behave_as_new_postgres() {
 }
 
 both_backends! {
+    async fn a_burst_of_retries_of_a_request_completed_elsewhere_all_replay(app) {
+        // Completed by another process: this one has never seen the record.
+        let body = seed_order_request();
+        let idem = entrygo::idempotency::Idempotent {
+            operation: "syncOrders",
+            key: entrygo::idempotency::IdempotencyKey::parse("elsewhere", "k").unwrap(),
+            fingerprint: entrygo::idempotency::fingerprint(&body),
+        };
+        let stored = entrygo::idempotency::Stored { status: 200, body: r#"{"data":["x"]}"#.into() };
+        let expires = entrygo::idempotency::now_ms() + 60_000;
+        entrygo::db::idempotency::save(app.state.db.conn(), &[("acc_123", &idem, &stored)], expires)
+            .await
+            .unwrap();
+        let burst = (0..16).map(|_| app.post_with_key(ORDERS, "elsewhere", &body));
+        for resp in futures_util::future::join_all(burst).await {
+            assert!(replayed(&resp), "status {}", resp.status());
+            assert_eq!(ok_text(resp).await.1, r#"{"data":["x"]}"#);
+        }
+        assert_eq!(app.order_count().await, 0);
+    }
+
     async fn a_completed_request_is_replayed_even_if_it_would_be_rejected_now(app) {
         // A record left by an earlier release, whose rules accepted a body
         // that today's validation rejects (here: an unknown product).

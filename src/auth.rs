@@ -1,5 +1,6 @@
-//! Bearer API keys. Every request looks its key up in the database (one
-//! indexed read), so a revoked key stops working at once on every instance.
+//! Bearer API keys. A process looks a key up in the database (one indexed
+//! read) and then trusts it for `--key-cache-ms` (1 s by default), so a
+//! revoked key stops working within that time on every instance.
 
 use poem::Request;
 use poem_openapi::{SecurityScheme, auth::Bearer};
@@ -21,7 +22,7 @@ async fn check_api_key(req: &Request, bearer: Bearer) -> poem::Result<String> {
     let state = req
         .data::<AppState>()
         .expect("AppState is attached to every route");
-    match domain::accounts::authenticate(&state.db, &bearer.token).await {
+    match domain::accounts::authenticate(&state.db, &state.keys, &bearer.token).await {
         Ok(Some(account)) => {
             tracing::Span::current().record("account_id", account.as_str());
             Ok(account)

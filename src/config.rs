@@ -59,7 +59,8 @@ pub enum KeysCommand {
         #[arg(long)]
         account: String,
     },
-    /// Revoke a key at once, on every running instance.
+    /// Revoke a key: refused by every running instance within
+    /// `--key-cache-ms` (one second by default).
     Revoke {
         #[arg(value_name = "KEY_ID")]
         key_id: String,
@@ -111,6 +112,12 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "ENTRYGO_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
+
+    /// How long a process trusts an API key it has checked, in
+    /// milliseconds: a revoked key stops working within this time on every
+    /// instance. 0 checks the database on every request.
+    #[arg(long, env = "ENTRYGO_KEY_CACHE_MS", default_value_t = 1_000)]
+    pub key_cache_ms: u64,
 }
 
 impl Default for ServeArgs {
@@ -124,6 +131,7 @@ impl Default for ServeArgs {
             request_timeout: 30,
             shutdown_timeout: 30,
             db_pool_size: 8,
+            key_cache_ms: 1_000,
         }
     }
 }

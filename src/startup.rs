@@ -27,7 +27,7 @@ use crate::{
     },
     config::Settings,
     db::Db,
-    domain::order_writer::OrderWriter,
+    domain::{accounts::KeyCache, order_writer::OrderWriter},
     idempotency::{self, Idempotency},
     state::AppState,
 };
@@ -65,6 +65,7 @@ impl Application {
                 AppState {
                     order_writer: OrderWriter::start(db.clone(), idempotency.clone()),
                     known_products: Default::default(),
+                    keys: KeyCache::new(Duration::from_millis(settings.serve.key_cache_ms)),
                     db,
                     idempotency,
                     settings: Arc::new(settings),

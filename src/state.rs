@@ -3,7 +3,7 @@
 use crate::{
     config::Settings,
     db::Db,
-    domain::{order_writer::OrderWriter, products::KnownProducts},
+    domain::{accounts::KeyCache, order_writer::OrderWriter, products::KnownProducts},
     idempotency::Idempotency,
 };
 
@@ -13,5 +13,6 @@ pub struct AppState {
     pub idempotency: Idempotency,
     pub order_writer: OrderWriter,
     pub known_products: KnownProducts,
+    pub keys: KeyCache,
     pub settings: std::sync::Arc<Settings>,
 }

@@ -2,6 +2,11 @@
 //! SHA-256 is stored. Keys carry 256 random bits, so a fast hash is enough:
 //! no dictionary exists to attack.
 
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -37,12 +42,57 @@ fn generate_key() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(secret))
 }
 
+/// Keys this process has found valid, by key hash: the account and when it
+/// was read. Trusted for `ttl`, so a revocation (by any process) takes
+/// effect within it; unknown and revoked keys are never cached, so a new
+/// key works at once. Bounded.
+#[derive(Clone)]
+pub struct KeyCache {
+    valid: Arc<quick_cache::sync::Cache<String, (String, Instant)>>,
+    ttl: Duration,
+}
+
+/// Keys remembered at most.
+const KEY_CACHE_ENTRIES: usize = 10_000;
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            valid: Arc::new(quick_cache::sync::Cache::new(KEY_CACHE_ENTRIES)),
+            ttl,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("ttl", &self.ttl).finish()
+    }
+}
+
 /// The account an API key belongs to; `None` for unknown or revoked keys.
-pub async fn authenticate(db: &Db, api_key: &str) -> AppResult<Option<String>> {
+/// One indexed read, unless `cache` vouched for the key within its TTL.
+pub async fn authenticate(db: &Db, cache: &KeyCache, api_key: &str) -> AppResult<Option<String>> {
     if !api_key.starts_with(KEY_PREFIX) {
         return Ok(None);
     }
-    Ok(db::accounts::account_of_key(db.conn(), &hash_key(api_key)).await?)
+    let hash = hash_key(api_key);
+    if let Some((account, read_at)) = cache.valid.get(&hash)
+        && read_at.elapsed() < cache.ttl
+    {
+        return Ok(Some(account));
+    }
+    let read_at = Instant::now();
+    let account = db::accounts::account_of_key(db.conn(), &hash).await?;
+    match &account {
+        Some(account) if !cache.ttl.is_zero() => {
+            cache.valid.insert(hash, (account.clone(), read_at))
+        }
+        _ => {
+            cache.valid.remove(&hash);
+        }
+    }
+    Ok(account)
 }
 
 /// Creates an account (`acc_…`; a new ID unless given) and its first key.

@@ -1,8 +1,10 @@
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
 use crate::{
     both_backends,
-    helpers::{body_json, seed_order_request},
+    helpers::{Backend, body_json, seed_order_request, spawn_app_with},
 };
 
 async fn assert_invalid_api_key(resp: reqwest::Response) {
@@ -28,13 +30,25 @@ both_backends! {
         assert_eq!(app.order_count().await, 0);
     }
 
-    async fn a_revoked_key_is_rejected_at_once(app) {
+    async fn a_revoked_key_is_refused_within_the_key_cache_time(app) {
+        // Default --key-cache-ms: 1,000.
         let key = entrygo::domain::accounts::create_key(&app.state.db, &app.account_id).await.unwrap();
         let body = seed_order_request();
         assert_eq!(app.post_as(&key.api_key, "/api/orders/sync", &body).await.status(), 200);
         entrygo::domain::accounts::revoke_key(&app.state.db, &key.key_id).await.unwrap();
+        let revoked = Instant::now();
+        loop {
+            let resp = app.post_as(&key.api_key, "/api/orders/sync", &body).await;
+            if resp.status() == 401 {
+                assert_invalid_api_key(resp).await;
+                break;
+            }
+            assert_eq!(resp.status(), 200);
+            assert!(revoked.elapsed() < Duration::from_millis(1_000), "still accepted after 1 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Refused from then on; other keys of the account keep working.
         assert_invalid_api_key(app.post_as(&key.api_key, "/api/orders/sync", &body).await).await;
-        // Other keys of the account keep working.
         assert_eq!(app.sync_orders(&body).await.status(), 200);
     }
 
@@ -64,4 +78,31 @@ both_backends! {
         assert_eq!(resp.status(), 400);
         assert_eq!(body_json(resp).await["field"], "accountId");
     }
+}
+
+/// With `--key-cache-ms 0`, every request checks its key: refused at once.
+async fn without_the_key_cache_a_revoked_key_is_refused_at_once(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |s| s.key_cache_ms = 0).await else {
+        return eprintln!("skipped: PostgreSQL not configured");
+    };
+    let key = entrygo::domain::accounts::create_key(&app.state.db, &app.account_id)
+        .await
+        .unwrap();
+    let body = seed_order_request();
+    let resp = app.post_as(&key.api_key, "/api/orders/sync", &body).await;
+    assert_eq!(resp.status(), 200);
+    entrygo::domain::accounts::revoke_key(&app.state.db, &key.key_id)
+        .await
+        .unwrap();
+    assert_invalid_api_key(app.post_as(&key.api_key, "/api/orders/sync", &body).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_key_cache_a_revoked_key_is_refused_at_once_sqlite() {
+    without_the_key_cache_a_revoked_key_is_refused_at_once(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_key_cache_a_revoked_key_is_refused_at_once_postgres() {
+    without_the_key_cache_a_revoked_key_is_refused_at_once(Backend::Postgres).await
 }

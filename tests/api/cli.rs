@@ -53,7 +53,15 @@ both_backends! {
 
         let out = entrygo(&url, &["keys", "revoke", key_id]);
         assert!(out.status.success() && out.stdout.is_empty());
-        let resp = app.post_as(second_key, "/api/products/sync", &products).await;
+        // The running server refuses it within --key-cache-ms (1 s).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1_000);
+        let resp = loop {
+            let resp = app.post_as(second_key, "/api/products/sync", &products).await;
+            if resp.status() != 200 || std::time::Instant::now() > deadline {
+                break resp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         assert_eq!(resp.status(), 401);
         assert_eq!(body_json(resp).await["errorCode"], "INVALID_API_KEY");
         assert_eq!(app.post_as(&key, "/api/products/sync", &products).await.status(), 200);

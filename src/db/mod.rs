@@ -20,11 +20,12 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// How long a SQLite writer waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A connection pool, plus (on SQLite) the gate that serialises this
-/// process's writers.
+/// A connection pool, plus (on SQLite) the one connection this process
+/// writes on and the gate that serialises its writers.
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    sqlite_writer: Option<DatabaseConnection>,
     write_gate: Option<Arc<Mutex<()>>>,
     sqlite_path: Option<std::path::PathBuf>,
 }
@@ -35,22 +36,35 @@ impl Db {
     /// SQLite runs in WAL mode (readers never block the writer) with
     /// `synchronous=NORMAL`: a committed transaction survives a process
     /// crash; a power loss may drop the last commits, never corrupt the file.
+    ///
+    /// On SQLite, every write of the process goes through one dedicated
+    /// connection (SQLite has one writer at a time anyway): its statement
+    /// cache stays warm, and the memory a large batch needs is taken once,
+    /// not once per pooled connection. Reads use the pool.
     pub async fn connect(url: &str, pool_size: u32) -> Result<Self, DbErr> {
-        let mut opts = ConnectOptions::new(url);
-        opts.sqlx_logging(false)
-            .max_connections(pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .map_sqlx_sqlite_opts(|o| {
-                o.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .foreign_keys(true)
-            });
-        let conn = sea_orm::Database::connect(opts).await?;
+        let pool = |size: u32| {
+            let mut opts = ConnectOptions::new(url);
+            opts.sqlx_logging(false)
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(30))
+                .map_sqlx_sqlite_opts(|o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                        .foreign_keys(true)
+                });
+            opts
+        };
+        let conn = sea_orm::Database::connect(pool(pool_size.max(1))).await?;
         let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
+        let sqlite_writer = match sqlite {
+            true => Some(sea_orm::Database::connect(pool(1)).await?),
+            false => None,
+        };
         Ok(Self {
             conn,
+            sqlite_writer,
             write_gate: sqlite.then(Default::default),
             sqlite_path: sqlite.then(|| sqlite_file(url)).flatten(),
         })
@@ -78,7 +92,9 @@ impl Db {
             None => None,
         };
         let txn = self
-            .conn
+            .sqlite_writer
+            .as_ref()
+            .unwrap_or(&self.conn)
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -207,6 +223,9 @@ impl Db {
 
     /// Closes the pool (at shutdown).
     pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(writer) = self.sqlite_writer {
+            writer.close().await?;
+        }
         self.conn.close().await
     }
 }

@@ -15,7 +15,7 @@
 //!   file's write lock, so the later one waits and then replays.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -87,21 +87,19 @@ pub struct Idempotent {
 /// a retry does not change it; changing any value does.
 pub fn fingerprint(body: &Value) -> String {
     let mut canonical = String::new();
-    match body {
-        Value::Object(map) => {
-            let mut without_key = map.clone();
-            without_key.remove("idempotencyKey");
-            write_canonical(&Value::Object(without_key), &mut canonical);
-        }
-        other => write_canonical(other, &mut canonical),
-    }
+    write_canonical(body, &mut canonical, Some("idempotencyKey"));
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Writes `value` in canonical form; `skip` names a key left out of this
+/// (top-level) object.
+fn write_canonical(value: &Value, out: &mut String, skip: Option<&str>) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
+            let mut entries: Vec<_> = map
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != skip)
+                .collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
             out.push('{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
@@ -110,7 +108,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 }
                 out.push_str(&Value::String(k.clone()).to_string());
                 out.push(':');
-                write_canonical(v, out);
+                write_canonical(v, out, None);
             }
             out.push('}');
         }
@@ -120,7 +118,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_canonical(v, out);
+                write_canonical(v, out, None);
             }
             out.push(']');
         }
@@ -355,7 +353,7 @@ impl Idempotency {
     /// a batch (account, key): takes the scope's lock (409 when another
     /// process holds it) and looks again, since another request may have
     /// completed since `earlier`. `Ok(None)`: execute. One statement takes
-    /// all the locks.
+    /// all the locks, one more looks up all the keys.
     pub async fn recheck(
         &self,
         txn: &impl ConnectionTrait,
@@ -388,16 +386,39 @@ impl Idempotency {
         } else {
             open = keyed;
         }
-        // One primary-key look-up per key: a single query over all keys
-        // (IN lists) was planned as a scan of the account's records while
-        // the table's statistics were young, costing tens of milliseconds.
+        let scopes: Vec<(&str, &str, &str)> = open
+            .iter()
+            .map(|(_, account, idem)| (*account, idem.operation, idem.key.as_str()))
+            .collect();
+        let found: HashMap<(String, String, String), Arc<Record>> =
+            db::idempotency::find_live_many(txn, &scopes, now_ms())
+                .await?
+                .into_iter()
+                .map(|(scope, (fingerprint, stored, expires_at_ms))| {
+                    let record = Record {
+                        fingerprint,
+                        stored,
+                        expires_at_ms,
+                    };
+                    (scope, Arc::new(record))
+                })
+                .collect();
         for (i, account, idem) in open {
-            results[i] = match self.read(txn, account, idem).await? {
+            let scope = (
+                account.to_owned(),
+                idem.operation.to_owned(),
+                idem.key.as_str().to_owned(),
+            );
+            results[i] = match found.get(&scope).cloned() {
                 None => Ok(None),
-                Some(record) => match judge(&record, idem) {
-                    Earlier::Replay(outcome) => Ok(Some(outcome)),
-                    _ => Err(AppError::IdempotencyKeyReused),
-                },
+                Some(record) => {
+                    let cached = (account.to_owned(), idem.operation, idem.key.clone());
+                    self.completed.remember(cached, record.clone());
+                    match judge(&record, idem) {
+                        Earlier::Replay(outcome) => Ok(Some(outcome)),
+                        _ => Err(AppError::IdempotencyKeyReused),
+                    }
+                }
             };
         }
         Ok(results)

@@ -2,14 +2,39 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = entrygo::config::Cli::parse();
-    match entrygo::cli::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+/// jemalloc instead of glibc's allocator: glibc gives each thread that
+/// allocates (sqlx-sqlite runs one per connection) an arena of its own and
+/// keeps there what a large batch needed, so memory grew with the pool.
+/// jemalloc is tuned below, in the binary itself (it reads this at start).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Two arenas shared by all threads; freed pages go back to the OS after
+/// half a second, from jemalloc's own background thread.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8; 69] =
+    b"narenas:2,background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0\0";
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("entrygo: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("entrygo: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    runtime.block_on(async {
+        let cli = entrygo::config::Cli::parse();
+        match entrygo::cli::run(cli).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("entrygo: {err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

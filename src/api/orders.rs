@@ -185,14 +185,7 @@ impl OrdersApi {
         req: &poem::Request,
         body: ValidatedJson<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
-        let mut body = body;
-        let prepared = validate(
-            &state,
-            &auth.0,
-            idempotency_header(req).as_deref(),
-            &mut body,
-        )
-        .await?;
+        let prepared = validate(&state, &auth.0, idempotency_header(req).as_deref(), body).await?;
         let outcome = match prepared {
             Prepared::Replay(outcome) => outcome,
             Prepared::Execute(orders, idem) => {
@@ -278,7 +271,7 @@ async fn validate(
     state: &AppState,
     account: &str,
     idempotency_header: Option<&str>,
-    body: &mut ValidatedJson<SyncOrdersRequest>,
+    mut body: ValidatedJson<SyncOrdersRequest>,
 ) -> AppResult<Prepared<domain::orders::OrderInput>> {
     let (idem, mut extra) = take_idempotency("syncOrders", idempotency_header, body.raw_mut());
     // A replay of a request this process has seen is answered at once.
@@ -290,7 +283,7 @@ async fn validate(
     extra.extend(duplicate_external_ids(body.raw()));
     extra.extend(oversized_metadata(body.raw()));
     extra.extend(unknown_products(state, account, body.raw()).await?);
-    let validated = collect_issues(body.validate(), extra)
+    let validated = collect_issues(body.into_validated(), extra)
         .map(|request| request.items.into_iter().map(Into::into).collect());
     after_validation(state, account, earlier, validated, idem).await
 }

@@ -156,14 +156,7 @@ impl ProductsApi {
         req: &poem::Request,
         body: ValidatedJson<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
-        let mut body = body;
-        let prepared = validate(
-            &state,
-            &auth.0,
-            idempotency_header(req).as_deref(),
-            &mut body,
-        )
-        .await?;
+        let prepared = validate(&state, &auth.0, idempotency_header(req).as_deref(), body).await?;
         let outcome = match prepared {
             Prepared::Replay(outcome) => outcome,
             Prepared::Execute(products, idem) => {
@@ -241,7 +234,7 @@ async fn validate(
     state: &AppState,
     account: &str,
     idempotency_header: Option<&str>,
-    body: &mut ValidatedJson<SyncProductsRequest>,
+    mut body: ValidatedJson<SyncProductsRequest>,
 ) -> AppResult<Prepared<domain::products::ProductInput>> {
     let (idem, mut extra) = take_idempotency("syncProducts", idempotency_header, body.raw_mut());
     // A replay of a request this process has seen is answered at once.
@@ -251,7 +244,7 @@ async fn validate(
     }
     check_scope(account, body.raw())?;
     extra.extend(duplicate_external_ids(body.raw()));
-    let validated = collect_issues(body.validate(), extra)
+    let validated = collect_issues(body.into_validated(), extra)
         .map(|request| request.items.into_iter().map(Into::into).collect());
     after_validation(state, account, earlier, validated, idem).await
 }

@@ -90,8 +90,10 @@ pub async fn upsert(
         .action_and_where(changed)
         .to_owned();
     let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());
-    for chunk in rows.chunks(chunk_rows(12)) {
-        let mut insert = orders::Entity::insert_many(chunk.to_vec())
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<orders::ActiveModel> = rows.by_ref().take(chunk_rows(12)).collect();
+        let mut insert = orders::Entity::insert_many(chunk)
             .on_conflict(on_conflict.clone())
             .into_query();
         insert.returning(
@@ -158,7 +160,7 @@ pub async fn replace_lines(
             .exec(conn)
             .await?;
     }
-    let lines: Vec<order_items::ActiveModel> = inputs
+    let mut lines = inputs
         .iter()
         .zip(ids)
         .filter(|(_, (_, how))| *how != Written::Unchanged)
@@ -175,9 +177,12 @@ pub async fn replace_lines(
                     ..Default::default()
                 })
         })
-        .collect();
-    for chunk in lines.chunks(chunk_rows(5)) {
-        order_items::Entity::insert_many(chunk.to_vec())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .peekable();
+    while lines.peek().is_some() {
+        let chunk: Vec<order_items::ActiveModel> = lines.by_ref().take(chunk_rows(5)).collect();
+        order_items::Entity::insert_many(chunk)
             .exec_without_returning(conn)
             .await?;
     }

@@ -16,7 +16,8 @@
 //! clients are told to. Prints a table and writes `target/bench/load.json`.
 //! Needs `wrk` (Debian: `apt-get install wrk`; installed if missing and
 //! running as root). `ENTRYGO_BENCH_SECONDS` sets each scenario's length
-//! (default 10); `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those. Not a
+//! (default 10); `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those;
+//! `ENTRYGO_BENCH_LOG` (a `RUST_LOG` filter) keeps the server logs. Not a
 //! pass/fail gate.
 
 use std::{
@@ -70,7 +71,11 @@ fn main() {
     )
     .unwrap();
     println!("\nwrote {}", out.join("load.json").display());
-    std::fs::remove_dir_all(&work).ok();
+    if std::env::var_os("ENTRYGO_BENCH_LOG").is_some() {
+        println!("server logs kept in {}", work.display());
+    } else {
+        std::fs::remove_dir_all(&work).ok();
+    }
 }
 
 fn ensure_wrk() {
@@ -106,7 +111,10 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_entrygo"))
             .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("ENTRYGO_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

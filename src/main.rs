@@ -5,14 +5,15 @@ use clap::Parser;
 /// jemalloc instead of glibc's allocator: glibc gives each thread that
 /// allocates (sqlx-sqlite runs one per connection) an arena of its own and
 /// keeps there what a large batch needed, so memory grew with the pool.
-/// jemalloc is tuned below, in the binary itself (it reads this at start).
+/// jemalloc also serves SQLite's own (C) allocations (`unprefixed_malloc`),
+/// and is tuned below, in the binary itself (it reads this at start).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Two arenas shared by all threads; freed pages go back to the OS after
 /// half a second, from jemalloc's own background thread.
 #[allow(non_upper_case_globals)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
+#[unsafe(export_name = "malloc_conf")]
 pub static malloc_conf: &[u8; 69] =
     b"narenas:2,background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0\0";
 

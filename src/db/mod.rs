@@ -47,6 +47,12 @@ impl Db {
             opts.sqlx_logging(false)
                 .max_connections(size)
                 .acquire_timeout(Duration::from_secs(30))
+                // sqlx pings a pooled connection before every use by
+                // default: a second round trip per statement. Ping only
+                // connections idle for a while (those a database restart
+                // may have cut); one cut while busy fails its request with
+                // 503 and is dropped from the pool.
+                .test_before_acquire_if_idle_for(Duration::from_secs(1))
                 .map_sqlx_sqlite_opts(|o| {
                     o.create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)

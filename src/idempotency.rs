@@ -13,6 +13,9 @@
 //!   and then replay instead of answering 409);
 //! - across processes on one SQLite file, writers are serialised by the
 //!   file's write lock, so the later one waits and then replays.
+//!
+//! Completed records a process has written or read are kept in a bounded
+//! cache ([`Completed`]), so its replays need no database read.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -292,13 +295,8 @@ impl Idempotency {
         let Some(idem) = idem else {
             return Ok(None);
         };
-        Ok(match self.read(db.conn(), account, idem).await? {
-            Some(record) => match judge(&record, idem) {
-                Earlier::Replay(outcome) => Some(outcome),
-                _ => None,
-            },
-            None => None,
-        })
+        let record = self.read(db.conn(), account, idem).await?;
+        Ok(record.and_then(|record| replay(&record, idem).ok()))
     }
 
     /// The live record of the scope from the database; remembered.
@@ -340,10 +338,7 @@ impl Idempotency {
         match self.in_flight.claim(account, idem) {
             Ok(guard) => Ok(Claim::Held(Some(guard))),
             Err(in_use) => match self.read(db.conn(), account, idem).await? {
-                Some(record) => match judge(&record, idem) {
-                    Earlier::Replay(outcome) => Ok(Claim::Replay(outcome)),
-                    _ => Err(AppError::IdempotencyKeyReused),
-                },
+                Some(record) => replay(&record, idem).map(Claim::Replay),
                 None => Err(in_use),
             },
         }
@@ -414,10 +409,7 @@ impl Idempotency {
                 Some(record) => {
                     let cached = (account.to_owned(), idem.operation, idem.key.clone());
                     self.completed.remember(cached, record.clone());
-                    match judge(&record, idem) {
-                        Earlier::Replay(outcome) => Ok(Some(outcome)),
-                        _ => Err(AppError::IdempotencyKeyReused),
-                    }
+                    replay(&record, idem).map(Some)
                 }
             };
         }
@@ -516,10 +508,18 @@ impl From<Stored> for Outcome {
 /// A live record against a request under its key: the same request is
 /// replayed, another is refused.
 fn judge(record: &Record, idem: &Idempotent) -> Earlier {
+    match replay(record, idem) {
+        Ok(outcome) => Earlier::Replay(outcome),
+        Err(_) => Earlier::Reused,
+    }
+}
+
+/// The record's response for the same request; 422 for another.
+fn replay(record: &Record, idem: &Idempotent) -> AppResult<Outcome> {
     if record.fingerprint == idem.fingerprint {
-        Earlier::Replay(record.stored.clone().into())
+        Ok(record.stored.clone().into())
     } else {
-        Earlier::Reused
+        Err(AppError::IdempotencyKeyReused)
     }
 }
 

@@ -37,6 +37,17 @@ both_backends! {
         assert_eq!(body["data"].as_array().unwrap().len(), 1);
         assert_eq!(app.order_count().await, 1);
         assert_eq!(app.line_count().await, 2);
+        // Stored as sent; an order without metadata stores none (not JSON null).
+        use sea_orm::EntityTrait;
+        let stored = entrygo::db::entities::orders::Entity::find().one(app.state.db.conn()).await.unwrap().unwrap();
+        assert_eq!(stored.metadata, Some(json!({"source": "warehouse-wms", "wave": "wave-17"})));
+        assert_eq!(stored.total_value_usd, "255");
+        let bare = batch(vec![crate::helpers::order("no-metadata", &[("prod_cap_002", "1", "1")])]);
+        assert_eq!(app.sync_orders(&bare).await.status(), 200);
+        let stored = entrygo::db::entities::orders::Entity::find_by_id(
+            body_json(app.sync_orders(&bare).await).await["data"][0]["id"].as_str().unwrap(),
+        ).one(app.state.db.conn()).await.unwrap().unwrap();
+        assert_eq!((stored.metadata, stored.destination_region), (None, None));
     }
 
     async fn resync_keeps_the_id_and_replaces_destination_and_lines(app) {

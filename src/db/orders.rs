@@ -1,13 +1,12 @@
 //! Order queries. Set-based: one statement per table per chunk, whatever
-//! the number of orders and lines (on PostgreSQL, one per table: all rows
-//! travel as one JSON parameter).
+//! the number of orders and lines.
 
 use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Statement,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -71,18 +70,45 @@ pub async fn upsert(
         .map(|r| (r.external_id.as_ref().clone(), r.id.as_ref().clone()))
         .collect();
 
-    let returned = match conn.get_database_backend() {
-        DbBackend::Postgres => upsert_as_json(conn, &rows, now).await?,
-        _ => upsert_as_values(conn, rows).await?,
-    };
+    // Only rows whose content changed are updated (and returned); an
+    // unchanged row is still locked on PostgreSQL, like an updated one.
+    let stored_hash = Expr::col((orders::Entity, orders::Column::ContentHash));
+    let changed = stored_hash.clone().is_null().or(stored_hash.ne(Expr::col((
+        Alias::new("excluded"),
+        orders::Column::ContentHash,
+    ))));
+    let on_conflict = OnConflict::columns([orders::Column::AccountId, orders::Column::ExternalId])
+        .update_columns([
+            orders::Column::DestinationCountry,
+            orders::Column::DestinationRegion,
+            orders::Column::DestinationPostalCode,
+            orders::Column::Metadata,
+            orders::Column::TotalValueUsd,
+            orders::Column::UpdatedAt,
+            orders::Column::ContentHash,
+        ])
+        .action_and_where(changed)
+        .to_owned();
     let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());
-    for (id, external_id) in returned {
-        let how = if fresh.get(&external_id) == Some(&id) {
-            Written::Inserted
-        } else {
-            Written::Updated
-        };
-        written.insert(external_id, (id, how));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<orders::ActiveModel> = rows.by_ref().take(chunk_rows(12)).collect();
+        let mut insert = orders::Entity::insert_many(chunk)
+            .on_conflict(on_conflict.clone())
+            .into_query();
+        insert.returning(
+            Query::returning().columns([orders::Column::Id, orders::Column::ExternalId]),
+        );
+        for row in conn.query_all(&insert).await? {
+            let id: String = row.try_get("", "id")?;
+            let external_id: String = row.try_get("", "external_id")?;
+            let how = if fresh.get(&external_id) == Some(&id) {
+                Written::Inserted
+            } else {
+                Written::Updated
+            };
+            written.insert(external_id, (id, how));
+        }
     }
     // Orders left alone returned nothing: their IDs, in one more query.
     let unchanged: Vec<&str> = inputs
@@ -115,111 +141,6 @@ pub async fn upsert(
         .collect()
 }
 
-/// The upsert as multi-row `VALUES` statements; returns (ID, external ID)
-/// of the rows inserted or updated. Only rows whose content changed are
-/// updated (and returned); an unchanged row is still locked on PostgreSQL,
-/// like an updated one.
-async fn upsert_as_values(
-    conn: &impl ConnectionTrait,
-    rows: Vec<orders::ActiveModel>,
-) -> Result<Vec<(String, String)>, DbErr> {
-    let stored_hash = Expr::col((orders::Entity, orders::Column::ContentHash));
-    let changed = stored_hash.clone().is_null().or(stored_hash.ne(Expr::col((
-        Alias::new("excluded"),
-        orders::Column::ContentHash,
-    ))));
-    let on_conflict = OnConflict::columns([orders::Column::AccountId, orders::Column::ExternalId])
-        .update_columns([
-            orders::Column::DestinationCountry,
-            orders::Column::DestinationRegion,
-            orders::Column::DestinationPostalCode,
-            orders::Column::Metadata,
-            orders::Column::TotalValueUsd,
-            orders::Column::UpdatedAt,
-            orders::Column::ContentHash,
-        ])
-        .action_and_where(changed)
-        .to_owned();
-    let mut returned = Vec::with_capacity(rows.len());
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<orders::ActiveModel> = rows.by_ref().take(chunk_rows(12)).collect();
-        let mut insert = orders::Entity::insert_many(chunk)
-            .on_conflict(on_conflict.clone())
-            .into_query();
-        insert.returning(
-            Query::returning().columns([orders::Column::Id, orders::Column::ExternalId]),
-        );
-        for row in conn.query_all(&insert).await? {
-            returned.push((row.try_get("", "id")?, row.try_get("", "external_id")?));
-        }
-    }
-    Ok(returned)
-}
-
-/// PostgreSQL: the same upsert with every row in one JSON parameter,
-/// expanded by `jsonb_to_recordset`. One short statement whose plan is
-/// reused, where a `VALUES` list of 12 parameters per order is parsed and
-/// planned again for every batch size (most of a 1,000-order sync's time
-/// on PostgreSQL). Rows are taken in array order (`WITH ORDINALITY`), so
-/// locks are still taken in external-ID order.
-async fn upsert_as_json(
-    conn: &impl ConnectionTrait,
-    rows: &[orders::ActiveModel],
-    now: chrono::DateTime<chrono::FixedOffset>,
-) -> Result<Vec<(String, String)>, DbErr> {
-    const SQL: &str = r#"
-        INSERT INTO orders (id, account_id, external_id, destination_country,
-            destination_region, destination_postal_code, metadata, total_value_usd,
-            created_at, updated_at, content_hash)
-        SELECT r.id, r.account_id, r.external_id, r.destination_country,
-            r.destination_region, r.destination_postal_code, r.metadata, r.total_value_usd,
-            $2, $2, r.content_hash
-        FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id text, account_id text,
-            external_id text, destination_country text, destination_region text,
-            destination_postal_code text, metadata jsonb, total_value_usd text,
-            content_hash text)) WITH ORDINALITY
-            AS r(id, account_id, external_id, destination_country, destination_region,
-                destination_postal_code, metadata, total_value_usd, content_hash, n)
-        ORDER BY r.n
-        ON CONFLICT (account_id, external_id) DO UPDATE SET
-            destination_country = excluded.destination_country,
-            destination_region = excluded.destination_region,
-            destination_postal_code = excluded.destination_postal_code,
-            metadata = excluded.metadata,
-            total_value_usd = excluded.total_value_usd,
-            updated_at = excluded.updated_at,
-            content_hash = excluded.content_hash
-        WHERE orders.content_hash IS NULL OR orders.content_hash <> excluded.content_hash
-        RETURNING id, external_id"#;
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id.as_ref(),
-                "account_id": r.account_id.as_ref(),
-                "external_id": r.external_id.as_ref(),
-                "destination_country": r.destination_country.as_ref(),
-                "destination_region": r.destination_region.as_ref(),
-                "destination_postal_code": r.destination_postal_code.as_ref(),
-                "metadata": r.metadata.as_ref(),
-                "total_value_usd": r.total_value_usd.as_ref(),
-                "content_hash": r.content_hash.as_ref(),
-            })
-        })
-        .collect();
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        SQL,
-        [serde_json::Value::Array(json).into(), now.into()],
-    );
-    conn.query_all_raw(stmt)
-        .await?
-        .into_iter()
-        .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "external_id")?)))
-        .collect()
-}
-
 /// Replaces the line items of the orders `ids` (parallel to `inputs`) with
 /// the lines of `inputs`, in request order. Orders just inserted have no
 /// lines to delete; unchanged orders are skipped.
@@ -239,7 +160,7 @@ pub async fn replace_lines(
             .exec(conn)
             .await?;
     }
-    let lines = inputs
+    let mut lines = inputs
         .iter()
         .zip(ids)
         .filter(|(_, (_, how))| *how != Written::Unchanged)
@@ -256,38 +177,9 @@ pub async fn replace_lines(
                     ..Default::default()
                 })
         })
-        .collect::<Vec<_>>();
-    if lines.is_empty() {
-        return Ok(());
-    }
-    if conn.get_database_backend() == DbBackend::Postgres {
-        // As `upsert_as_json`: one statement with one JSON parameter.
-        const SQL: &str = r#"
-            INSERT INTO order_items (order_id, position, product_id, quantity, unit_value_micros)
-            SELECT r.order_id, r.position, r.product_id, r.quantity, r.unit_value_micros
-            FROM jsonb_to_recordset($1::jsonb) AS r(order_id text, position integer,
-                product_id text, quantity bigint, unit_value_micros bigint)"#;
-        let json: Vec<serde_json::Value> = lines
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "order_id": l.order_id.as_ref(),
-                    "position": l.position.as_ref(),
-                    "product_id": l.product_id.as_ref(),
-                    "quantity": l.quantity.as_ref(),
-                    "unit_value_micros": l.unit_value_micros.as_ref(),
-                })
-            })
-            .collect();
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            SQL,
-            [serde_json::Value::Array(json).into()],
-        );
-        conn.execute_raw(stmt).await?;
-        return Ok(());
-    }
-    let mut lines = lines.into_iter().peekable();
+        .collect::<Vec<_>>()
+        .into_iter()
+        .peekable();
     while lines.peek().is_some() {
         let chunk: Vec<order_items::ActiveModel> = lines.by_ref().take(chunk_rows(5)).collect();
         order_items::Entity::insert_many(chunk)

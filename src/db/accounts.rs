@@ -49,8 +49,8 @@ pub async fn insert_key(
     Ok(())
 }
 
-/// The account of the unrevoked key with this hash. One indexed read per
-/// request, no cache: a revocation holds at once on every instance.
+/// The account of the unrevoked key with this hash: one indexed read
+/// (`domain::accounts::KeyCache` decides how often).
 pub async fn account_of_key(
     conn: &impl ConnectionTrait,
     key_hash: &str,

@@ -11,11 +11,13 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Two arenas shared by all threads; freed pages go back to the OS after
-/// half a second, from jemalloc's own background thread.
+/// half a second, from jemalloc's own background thread; per-thread caches
+/// only for objects up to 4 KiB (a 1,000-order sync's peak: 65 → 55 MB, at
+/// the same speed).
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "malloc_conf")]
-pub static malloc_conf: &[u8; 69] =
-    b"narenas:2,background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8; 85] =
+    b"narenas:2,background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0,tcache_max:4096\0";
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()

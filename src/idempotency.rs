@@ -154,6 +154,10 @@ pub struct InFlight(Arc<Mutex<HashSet<Scope>>>);
 /// Account, operation, key.
 type Scope = (String, &'static str, IdempotencyKey);
 
+fn scope(account: &str, idem: &Idempotent) -> Scope {
+    (account.to_owned(), idem.operation, idem.key.clone())
+}
+
 /// Holds a key in flight; releases it when dropped, whatever happened.
 pub struct InFlightGuard {
     set: InFlight,
@@ -172,7 +176,7 @@ impl Drop for InFlightGuard {
 
 impl InFlight {
     fn claim(&self, account: &str, idem: &Idempotent) -> AppResult<InFlightGuard> {
-        let entry = (account.to_owned(), idem.operation, idem.key.clone());
+        let entry = scope(account, idem);
         if !self.0.lock().expect("in-flight set").insert(entry.clone()) {
             return Err(AppError::IdempotencyKeyInUse);
         }
@@ -276,8 +280,7 @@ impl Idempotency {
         let Some(idem) = idem else {
             return Earlier::None;
         };
-        let scope: Scope = (account.to_owned(), idem.operation, idem.key.clone());
-        match self.completed.get(&scope, now_ms()) {
+        match self.completed.get(&scope(account, idem), now_ms()) {
             Some(record) => judge(&record, idem),
             None => Earlier::None,
         }
@@ -295,30 +298,59 @@ impl Idempotency {
         let Some(idem) = idem else {
             return Ok(None);
         };
-        let record = self.read(db.conn(), account, idem).await?;
+        let record = self.read_one(db.conn(), account, idem).await?;
         Ok(record.and_then(|record| replay(&record, idem).ok()))
     }
 
-    /// The live record of the scope from the database; remembered.
+    /// The live records of these requests' scopes, in one statement,
+    /// parallel to `requests`; each one found is remembered.
     async fn read(
+        &self,
+        conn: &impl ConnectionTrait,
+        requests: &[(&str, &Idempotent)],
+    ) -> AppResult<Vec<Option<Arc<Record>>>> {
+        let scopes: Vec<(&str, &str, &str)> = requests
+            .iter()
+            .map(|(account, idem)| (*account, idem.operation, idem.key.as_str()))
+            .collect();
+        let found: HashMap<(String, String, String), Arc<Record>> =
+            db::idempotency::find_live_many(conn, &scopes, now_ms())
+                .await?
+                .into_iter()
+                .map(|(scope, (fingerprint, stored, expires_at_ms))| {
+                    let record = Record {
+                        fingerprint,
+                        stored,
+                        expires_at_ms,
+                    };
+                    (scope, Arc::new(record))
+                })
+                .collect();
+        Ok(scopes
+            .iter()
+            .zip(requests)
+            .map(|((account, operation, key), (_, idem))| {
+                let key = (
+                    (*account).to_owned(),
+                    (*operation).to_owned(),
+                    (*key).to_owned(),
+                );
+                let record = found.get(&key).cloned()?;
+                self.completed
+                    .remember(scope(account, idem), record.clone());
+                Some(record)
+            })
+            .collect())
+    }
+
+    /// [`read`](Self::read) for one request.
+    async fn read_one(
         &self,
         conn: &impl ConnectionTrait,
         account: &str,
         idem: &Idempotent,
     ) -> AppResult<Option<Arc<Record>>> {
-        let found =
-            db::idempotency::find_live(conn, account, idem.operation, idem.key.as_str(), now_ms())
-                .await?;
-        Ok(found.map(|(fingerprint, stored, expires_at_ms)| {
-            let record = Arc::new(Record {
-                fingerprint,
-                stored,
-                expires_at_ms,
-            });
-            let scope = (account.to_owned(), idem.operation, idem.key.clone());
-            self.completed.remember(scope, record.clone());
-            record
-        }))
+        Ok(self.read(conn, &[(account, idem)]).await?.pop().flatten())
     }
 
     /// Before the write transaction: claims the key for this process. When
@@ -337,7 +369,7 @@ impl Idempotency {
         };
         match self.in_flight.claim(account, idem) {
             Ok(guard) => Ok(Claim::Held(Some(guard))),
-            Err(in_use) => match self.read(db.conn(), account, idem).await? {
+            Err(in_use) => match self.read_one(db.conn(), account, idem).await? {
                 Some(record) => replay(&record, idem).map(Claim::Replay),
                 None => Err(in_use),
             },
@@ -381,36 +413,15 @@ impl Idempotency {
         } else {
             open = keyed;
         }
-        let scopes: Vec<(&str, &str, &str)> = open
+        let requests: Vec<(&str, &Idempotent)> = open
             .iter()
-            .map(|(_, account, idem)| (*account, idem.operation, idem.key.as_str()))
+            .map(|(_, account, idem)| (*account, *idem))
             .collect();
-        let found: HashMap<(String, String, String), Arc<Record>> =
-            db::idempotency::find_live_many(txn, &scopes, now_ms())
-                .await?
-                .into_iter()
-                .map(|(scope, (fingerprint, stored, expires_at_ms))| {
-                    let record = Record {
-                        fingerprint,
-                        stored,
-                        expires_at_ms,
-                    };
-                    (scope, Arc::new(record))
-                })
-                .collect();
-        for (i, account, idem) in open {
-            let scope = (
-                account.to_owned(),
-                idem.operation.to_owned(),
-                idem.key.as_str().to_owned(),
-            );
-            results[i] = match found.get(&scope).cloned() {
+        let records = self.read(txn, &requests).await?;
+        for ((i, _, idem), record) in open.into_iter().zip(records) {
+            results[i] = match record {
                 None => Ok(None),
-                Some(record) => {
-                    let cached = (account.to_owned(), idem.operation, idem.key.clone());
-                    self.completed.remember(cached, record.clone());
-                    replay(&record, idem).map(Some)
-                }
+                Some(record) => replay(&record, idem).map(Some),
             };
         }
         Ok(results)
@@ -449,7 +460,7 @@ impl Idempotency {
             records: stored
                 .into_iter()
                 .map(|(account, idem, stored)| {
-                    let scope = (account.to_owned(), idem.operation, idem.key.clone());
+                    let scope = scope(account, idem);
                     let record = Record {
                         fingerprint: idem.fingerprint.clone(),
                         stored,

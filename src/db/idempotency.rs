@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Statement,
     sea_query::{OnConflict, Query, UnionType},
 };
 
@@ -11,40 +11,11 @@ use crate::{
     idempotency::{Idempotent, Stored},
 };
 
-/// The request hash, stored response and expiry (ms) of an unexpired
-/// record: a primary-key look-up.
-pub async fn find_live(
-    conn: &impl ConnectionTrait,
-    account: &str,
-    operation: &str,
-    key: &str,
-    now_ms: i64,
-) -> Result<Option<(String, Stored, i64)>, DbErr> {
-    let row: Option<(String, i32, String, i64)> = idempotency_keys::Entity::find()
-        .select_only()
-        .columns([
-            idempotency_keys::Column::RequestHash,
-            idempotency_keys::Column::Status,
-            idempotency_keys::Column::ResponseBody,
-            idempotency_keys::Column::ExpiresAtMs,
-        ])
-        .filter(idempotency_keys::Column::AccountId.eq(account))
-        .filter(idempotency_keys::Column::Operation.eq(operation))
-        .filter(idempotency_keys::Column::Key.eq(key))
-        .filter(idempotency_keys::Column::ExpiresAtMs.gt(now_ms))
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(row.map(|(hash, status, body, expires_at_ms)| {
-        let status = u16::try_from(status).unwrap_or(200);
-        (hash, Stored { status, body }, expires_at_ms)
-    }))
-}
-
-/// [`find_live`] for many scopes (account, operation, key) in one round
-/// trip: one primary-key look-up per scope, joined by `UNION ALL` (an IN
-/// list over the three columns was planned as a scan while the table's
-/// statistics were young). Returns the scopes found, with the same fields.
+/// The unexpired records of these scopes (account, operation, key) in one
+/// round trip: one primary-key look-up per scope, joined by `UNION ALL` (an
+/// IN list over the three columns was planned as a scan while the table's
+/// statistics were young). Returns each scope found with its request hash,
+/// stored response and expiry (ms).
 pub async fn find_live_many(
     conn: &impl ConnectionTrait,
     scopes: &[(&str, &str, &str)],

@@ -119,7 +119,29 @@ pub struct ServeArgs {
     /// instance. 0 checks the database on every request.
     #[arg(long, env = "ENTRYGO_KEY_CACHE_MS", default_value_t = 1_000)]
     pub key_cache_ms: u64,
+
+    /// Bytes of request bodies the process holds at once, from reading them
+    /// until their write has ended (each request counts at least 4 KiB);
+    /// over it, writes are refused with 503 and `Retry-After`.
+    #[arg(long, env = "ENTRYGO_MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES)]
+    pub max_inflight_bytes: u64,
+
+    /// One account's share of those bytes; over it, its writes are refused
+    /// with 429 `RATE_LIMITED` and `Retry-After`.
+    #[arg(long, env = "ENTRYGO_ACCOUNT_INFLIGHT_BYTES", default_value_t = DEFAULT_ACCOUNT_INFLIGHT_BYTES)]
+    pub account_inflight_bytes: u64,
+
+    /// How long a write waits for room in those budgets before it is
+    /// refused, in milliseconds.
+    #[arg(long, env = "ENTRYGO_ADMISSION_WAIT_MS", default_value_t = 250)]
+    pub admission_wait_ms: u64,
 }
+
+/// Sized for a 2-core machine: a parsed request takes several times its
+/// body in memory, so these bound the process's working memory to a few
+/// hundred megabytes at worst.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 32 << 20;
+pub const DEFAULT_ACCOUNT_INFLIGHT_BYTES: u64 = 8 << 20;
 
 impl Default for ServeArgs {
     fn default() -> Self {
@@ -133,6 +155,9 @@ impl Default for ServeArgs {
             shutdown_timeout: 30,
             db_pool_size: default_pool_size(),
             key_cache_ms: 1_000,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            account_inflight_bytes: DEFAULT_ACCOUNT_INFLIGHT_BYTES,
+            admission_wait_ms: 250,
         }
     }
 }

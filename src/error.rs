@@ -37,6 +37,18 @@ pub enum AppError {
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still running")]
     IdempotencyKeyInUse,
+    /// The account holds its whole share of the process: 429.
+    #[error("the account is over its share of in-flight work")]
+    RateLimited {
+        share_bytes: u64,
+        retry_after_seconds: u64,
+    },
+    /// The process holds its whole budget of in-flight work: 503.
+    #[error("the process is saturated")]
+    Overloaded { retry_after_seconds: u64 },
+    /// The service cannot write for now (its writer is restarting): 503.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
     #[error("unknown account {0}")]
     UnknownAccount(String),
     #[error(transparent)]

@@ -27,7 +27,11 @@ use crate::{
     },
     config::Settings,
     db::Db,
-    domain::{accounts::KeyCache, order_writer::OrderWriter},
+    domain::{
+        accounts::KeyCache,
+        admission::{Admission, Limits},
+        order_writer::OrderWriter,
+    },
     idempotency::{self, Idempotency},
     state::AppState,
 };
@@ -66,6 +70,11 @@ impl Application {
                     order_writer: OrderWriter::start(db.clone(), idempotency.clone()),
                     known_products: Default::default(),
                     keys: KeyCache::new(Duration::from_millis(settings.serve.key_cache_ms)),
+                    admission: Admission::new(Limits {
+                        process_bytes: settings.serve.max_inflight_bytes,
+                        account_bytes: settings.serve.account_inflight_bytes,
+                        wait: Duration::from_millis(settings.serve.admission_wait_ms),
+                    }),
                     db,
                     idempotency,
                     settings: Arc::new(settings),

@@ -3,7 +3,10 @@
 use crate::{
     config::Settings,
     db::Db,
-    domain::{accounts::KeyCache, order_writer::OrderWriter, products::KnownProducts},
+    domain::{
+        accounts::KeyCache, admission::Admission, order_writer::OrderWriter,
+        products::KnownProducts,
+    },
     idempotency::Idempotency,
 };
 
@@ -14,5 +17,6 @@ pub struct AppState {
     pub order_writer: OrderWriter,
     pub known_products: KnownProducts,
     pub keys: KeyCache,
+    pub admission: Admission,
     pub settings: std::sync::Arc<Settings>,
 }

@@ -36,8 +36,13 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// Something failed on our side; nothing was written.
     InternalError,
-    /// The database is unreachable; retry later.
+    /// The server cannot take this request now (saturated, restarting its
+    /// writer, or its database unreachable); nothing was written. Retry
+    /// after `Retry-After` seconds.
     ServiceUnavailable,
+    /// This account has its whole share of in-flight work; retry after
+    /// `Retry-After` seconds.
+    RateLimited,
     /// The request took longer than the server allows. A sync that had
     /// started still completes: retry with the same idempotency key.
     RequestTimeout,
@@ -61,7 +66,8 @@ pub struct ValidationIssue {
 #[derive(Object, Debug, Clone, Default)]
 #[oai(rename_all = "camelCase")]
 pub struct ErrorDetails {
-    /// `VALIDATION_ERROR`: every issue found, in document order.
+    /// `VALIDATION_ERROR`: every issue found, in document order (at most
+    /// the first 1,000).
     #[oai(skip_serializing_if_is_none)]
     pub issues: Option<Vec<ValidationIssue>>,
     /// `INVALID_ACCOUNT_SCOPE`: the account the API key belongs to.
@@ -79,7 +85,8 @@ pub struct ErrorBody {
     pub error_code: ErrorCode,
     /// Human-readable; may change. Branch on `errorCode`.
     pub message: String,
-    /// `VALIDATION_ERROR`: the path of the first issue.
+    /// `VALIDATION_ERROR`: the path of the first issue (`""` when it is the
+    /// body itself, e.g. JSON that is not an object).
     #[oai(skip_serializing_if_is_none)]
     pub field: Option<String>,
     #[oai(skip_serializing_if_is_none)]
@@ -99,20 +106,45 @@ impl ErrorBody {
 
 /// Declares an error response type listing exactly the statuses its
 /// operations can answer; each converts from `AppError` through
-/// [`error_parts`].
+/// [`error_parts`]. `retriable` statuses (429, 503) also carry
+/// `Retry-After` and, for an account over its share, the rate-limit
+/// fields.
 macro_rules! error_responses {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $status:literal => $variant:ident,)* }) => {
+    ($(#[$meta:meta])* $name:ident {
+        $($(#[$vmeta:meta])* $status:literal => $variant:ident,)*
+        retriable {
+            $($(#[$rmeta:meta])* $rstatus:literal => $rvariant:ident,)*
+        }
+    }) => {
         $(#[$meta])*
         #[derive(ApiResponse, Debug)]
         pub enum $name {
             $($(#[$vmeta])* #[oai(status = $status)] $variant(Json<ErrorBody>),)*
+            $($(#[$rmeta])* #[oai(status = $rstatus)] $rvariant(
+                Json<ErrorBody>,
+                /// Seconds to wait before retrying (with the same idempotency key).
+                #[oai(header = "Retry-After")]
+                Option<u64>,
+                /// The account's share of in-flight work (429 only):
+                /// `"inflight";q=<bytes>;qu="content-bytes"` (IETF RateLimit
+                /// header fields draft).
+                #[oai(header = "RateLimit-Policy")]
+                Option<String>,
+                /// What is left of it (429 only): `"inflight";r=0;t=<seconds>`.
+                #[oai(header = "RateLimit")]
+                Option<String>,
+            ),)*
         }
 
         impl From<AppError> for $name {
             fn from(err: AppError) -> Self {
-                let (status, body) = error_parts(err);
+                let ErrorParts { status, body, throttle } = error_parts(err);
                 match status.as_u16() {
                     $($status => $name::$variant(Json(body)),)*
+                    $($rstatus => {
+                        let t = throttle.unwrap_or_default();
+                        $name::$rvariant(Json(body), t.retry_after, t.policy, t.state)
+                    })*
                     _ => {
                         tracing::error!(%status, "status not documented for this operation");
                         $name::Internal(Json(internal_body()))
@@ -150,10 +182,18 @@ error_responses! {
         422 => Unprocessable,
         /// `INTERNAL_ERROR`: nothing was written; retry with the same key.
         500 => Internal,
-        /// `SERVICE_UNAVAILABLE`: the database is unreachable.
-        /// `REQUEST_TIMEOUT`: the request took too long; a sync that had started
-        /// still completes, so retry with the same idempotency key.
-        503 => Unavailable,
+        retriable {
+            /// `RATE_LIMITED`: this account already has its whole share of
+            /// in-flight work in this process; nothing was read or written.
+            /// Retry after `Retry-After` seconds with the same idempotency key.
+            429 => TooManyRequests,
+            /// `SERVICE_UNAVAILABLE`: the process is saturated, its writer is
+            /// restarting, or the database is unreachable; nothing was written.
+            /// `REQUEST_TIMEOUT`: the request took too long; a sync that had
+            /// started still completes. Retry after `Retry-After` seconds with
+            /// the same idempotency key.
+            503 => Unavailable,
+        }
     }
 }
 
@@ -171,8 +211,11 @@ error_responses! {
         413 => PayloadTooLarge,
         /// `INTERNAL_ERROR`.
         500 => Internal,
-        /// `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT`: retry later.
-        503 => Unavailable,
+        retriable {
+            /// `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT`: retry after
+            /// `Retry-After` seconds.
+            503 => Unavailable,
+        }
     }
 }
 
@@ -188,8 +231,11 @@ error_responses! {
         413 => PayloadTooLarge,
         /// `INTERNAL_ERROR`.
         500 => Internal,
-        /// `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT`: retry later.
-        503 => Unavailable,
+        retriable {
+            /// `SERVICE_UNAVAILABLE` or `REQUEST_TIMEOUT`: retry after
+            /// `Retry-After` seconds.
+            503 => Unavailable,
+        }
     }
 }
 
@@ -198,6 +244,13 @@ impl ApiError {
         ApiError::BadRequest(Json(ErrorBody::new(
             ErrorCode::InvalidRequest,
             "Request body is not valid JSON.",
+        )))
+    }
+
+    pub fn payload_too_large() -> Self {
+        ApiError::PayloadTooLarge(Json(ErrorBody::new(
+            ErrorCode::PayloadTooLarge,
+            "Request body is too large.",
         )))
     }
 
@@ -216,10 +269,8 @@ fn internal_body() -> ErrorBody {
 
 /// The envelope of a `VALIDATION_ERROR`.
 pub fn validation_body(issues: Vec<Issue>) -> ErrorBody {
-    let field = issues
-        .first()
-        .map(|i| i.path.clone())
-        .filter(|p| !p.is_empty());
+    // `""` names the body itself (JSON that is not an object).
+    let field = issues.first().map(|i| i.path.clone());
     let issues = issues
         .into_iter()
         .map(|i| ValidationIssue {
@@ -239,10 +290,89 @@ pub fn validation_body(issues: Vec<Issue>) -> ErrorBody {
     }
 }
 
-/// The status and envelope of a domain error: the one mapping.
-pub fn error_parts(err: AppError) -> (StatusCode, ErrorBody) {
+/// What a refused request is told about retrying.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    pub retry_after: Option<u64>,
+    pub policy: Option<String>,
+    pub state: Option<String>,
+}
+
+/// A domain error on the wire.
+pub struct ErrorParts {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    pub throttle: Option<Throttle>,
+}
+
+/// `RateLimit-Policy` of an account's share (IETF RateLimit header fields
+/// draft: quota `q` in the unit `qu`).
+pub fn rate_limit_policy(share_bytes: u64) -> String {
+    format!("\"inflight\";q={share_bytes};qu=\"content-bytes\"")
+}
+
+/// `RateLimit`: what is left of the share (`r`), and when to expect more
+/// (`t`, seconds) once it is used up.
+pub fn rate_limit_state(remaining_bytes: u64, reset_seconds: Option<u64>) -> String {
+    match reset_seconds {
+        Some(t) => format!("\"inflight\";r={remaining_bytes};t={t}"),
+        None => format!("\"inflight\";r={remaining_bytes}"),
+    }
+}
+
+/// The status, envelope and retry advice of a domain error: the one
+/// mapping.
+pub fn error_parts(err: AppError) -> ErrorParts {
+    let throttle = match &err {
+        AppError::RateLimited {
+            share_bytes,
+            retry_after_seconds,
+        } => Some(Throttle {
+            retry_after: Some(*retry_after_seconds),
+            policy: Some(rate_limit_policy(*share_bytes)),
+            state: Some(rate_limit_state(0, Some(*retry_after_seconds))),
+        }),
+        AppError::Overloaded {
+            retry_after_seconds,
+        } => Some(Throttle {
+            retry_after: Some(*retry_after_seconds),
+            ..Default::default()
+        }),
+        AppError::Unavailable(_) | AppError::Database(_) => Some(Throttle {
+            retry_after: Some(crate::domain::admission::RETRY_AFTER_SECONDS),
+            ..Default::default()
+        }),
+        _ => None,
+    };
+    let (status, body) = status_and_body(err);
+    ErrorParts {
+        status,
+        body,
+        throttle,
+    }
+}
+
+fn status_and_body(err: AppError) -> (StatusCode, ErrorBody) {
     match err {
         AppError::Invalid(issues) => (StatusCode::BAD_REQUEST, validation_body(issues)),
+        AppError::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorBody::new(
+                ErrorCode::RateLimited,
+                "This account has too much work in flight. Retry after the Retry-After delay.",
+            ),
+        ),
+        AppError::Overloaded { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorBody::new(
+                ErrorCode::ServiceUnavailable,
+                "The server is saturated. Retry after the Retry-After delay.",
+            ),
+        ),
+        AppError::Unavailable(why) => {
+            tracing::warn!(why, "unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, unavailable_body())
+        }
         AppError::AccountScope {
             key_account,
             payload_account,
@@ -288,7 +418,7 @@ pub fn error_parts(err: AppError) -> (StatusCode, ErrorBody) {
 pub fn unavailable_body() -> ErrorBody {
     ErrorBody::new(
         ErrorCode::ServiceUnavailable,
-        "The database is unavailable. Retry later.",
+        "The service cannot take this request now. Retry later.",
     )
 }
 
@@ -339,7 +469,14 @@ pub async fn envelope(err: poem::Error) -> Response {
             internal_body()
         }
     };
-    Json(body).with_status(status).into_response()
+    let mut resp = Json(body).with_status(status).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            poem::http::header::RETRY_AFTER,
+            crate::domain::admission::RETRY_AFTER_SECONDS.into(),
+        );
+    }
+    resp
 }
 
 /// Response of a handler panic: logged by `CatchPanic`, answered as a 500.

@@ -29,8 +29,9 @@ pub enum ReadyResponse {
     /// The database answers: send traffic.
     #[oai(status = 200)]
     Ok(Json<Health>),
-    /// `SERVICE_UNAVAILABLE`: the database does not answer; take this
-    /// instance out of rotation until it does.
+    /// `SERVICE_UNAVAILABLE`: the database does not answer, or the order
+    /// writer is restarting; take this instance out of rotation until it
+    /// is ready again.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }
@@ -55,9 +56,14 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// The database answers within a second. Needs no API key.
+    /// The database answers within a second and the order writer is
+    /// running. Needs no API key.
     #[oai(path = "/readyz", method = "get", operation_id = "getReadiness")]
     async fn readyz(&self, state: poem::web::Data<&AppState>) -> ReadyResponse {
+        if !state.order_writer.is_running() {
+            tracing::warn!("not ready: the order writer is restarting");
+            return ReadyResponse::Unavailable(Json(unavailable_body()));
+        }
         match state.db.ping().await {
             Ok(()) => ReadyResponse::Ok(ok()),
             Err(e) => {

@@ -18,6 +18,11 @@ use std::collections::hash_map::Entry;
 use serde_json::Value;
 
 use crate::{
+    api::{
+        error::{ApiError, rate_limit_policy, rate_limit_state},
+        validation::{SyncBody, ValidatedJson},
+    },
+    domain::admission::Ticket,
     error::{AppError, AppResult, Issue},
     idempotency::{self, Earlier, IdempotencyKey, Idempotent, Outcome},
     state::AppState,
@@ -230,9 +235,38 @@ pub fn collect_issues<T>(parsed: Result<T, Vec<Issue>>, extra: Vec<Issue>) -> Ap
                     .filter_map(|seg| seg.parse::<usize>().ok())
                     .collect::<Vec<_>>()
             });
+            issues.truncate(validation::MAX_ISSUES);
             Err(AppError::Invalid(issues))
         }
     }
+}
+
+/// Admits a write of `account` into the process's budgets, then reads its
+/// body within its charge. A refused request's body is read and dropped
+/// (never held), so the client gets the refusal rather than a reset.
+pub async fn admit_and_read<T>(
+    state: &AppState,
+    account: &str,
+    body: SyncBody<T>,
+) -> Result<(Ticket, ValidatedJson<T>), ApiError> {
+    match state.admission.admit(account, body.declared_len()).await {
+        Ok(mut ticket) => {
+            let body = body.read(&mut ticket).await?;
+            Ok((ticket, body))
+        }
+        Err(refused) => {
+            body.discard().await;
+            Err(refused.into())
+        }
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` of an admitted write.
+pub fn rate_limit_headers(ticket: &Ticket) -> (Option<String>, Option<String>) {
+    (
+        Some(rate_limit_policy(ticket.share_bytes())),
+        Some(rate_limit_state(ticket.remaining_bytes(), None)),
+    )
 }
 
 /// A validated sync request, or the replay of an earlier one.

@@ -11,17 +11,18 @@ use serde_json::Value;
 
 use crate::{
     api::{
-        ApiTags, Prepared, after_validation, batch_items, collect_issues, duplicate_external_ids,
+        ApiTags, Prepared, admit_and_read, after_validation, batch_items, collect_issues,
+        duplicate_external_ids,
         error::{ApiError, GetError, ListError},
         idempotency_header,
         pagination::default_limit,
         payload::JsonText,
-        take_idempotency,
+        rate_limit_headers, take_idempotency,
         types::{
             CountryCode, IdempotencyKeyHeader, METADATA_MAX_BYTES, Metadata, Quantity,
             UnitValueUsd, Usd,
         },
-        validation::ValidatedJson,
+        validation::{SyncBody, ValidatedJson},
     },
     auth::{ApiKeyAuth, check_scope},
     domain::{self, money},
@@ -135,6 +136,15 @@ pub enum SyncOrdersResponse {
         /// the same idempotency key; absent on a first execution.
         #[oai(header = "Idempotent-Replayed")]
         Option<bool>,
+        /// The account's share of in-flight work in this process:
+        /// `"inflight";q=<bytes>;qu="content-bytes"` (IETF RateLimit header
+        /// fields draft).
+        #[oai(header = "RateLimit-Policy")]
+        Option<String>,
+        /// What was left of the share once this request was admitted:
+        /// `"inflight";r=<bytes>`.
+        #[oai(header = "RateLimit")]
+        Option<String>,
     ),
 }
 
@@ -183,18 +193,22 @@ impl OrdersApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         req: &poem::Request,
-        body: ValidatedJson<SyncOrdersRequest>,
+        body: SyncBody<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
+        let (ticket, body) = admit_and_read(&state, &auth.0, body).await?;
+        let (policy, remaining) = rate_limit_headers(&ticket);
         let prepared = validate(&state, &auth.0, idempotency_header(req).as_deref(), body).await?;
         let outcome = match prepared {
             Prepared::Replay(outcome) => outcome,
             Prepared::Execute(orders, idem) => {
-                domain::orders::sync(&state, &auth.0, orders, idem, render).await?
+                domain::orders::sync(&state, &auth.0, orders, idem, render, ticket).await?
             }
         };
         Ok(SyncOrdersResponse::Ok(
             JsonText::from_text(outcome.body),
             outcome.replayed.then_some(true),
+            policy,
+            remaining,
         ))
     }
 

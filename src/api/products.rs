@@ -9,14 +9,15 @@ use poem_openapi::{
 
 use crate::{
     api::{
-        ApiTags, Prepared, after_validation, collect_issues, duplicate_external_ids,
+        ApiTags, Prepared, admit_and_read, after_validation, collect_issues,
+        duplicate_external_ids,
         error::{ApiError, GetError, ListError},
         idempotency_header,
         pagination::default_limit,
         payload::JsonText,
-        take_idempotency,
+        rate_limit_headers, take_idempotency,
         types::{CountryCode, IdempotencyKeyHeader},
-        validation::ValidatedJson,
+        validation::{SyncBody, ValidatedJson},
     },
     auth::{ApiKeyAuth, check_scope},
     domain,
@@ -107,6 +108,15 @@ pub enum SyncProductsResponse {
         /// the same idempotency key; absent on a first execution.
         #[oai(header = "Idempotent-Replayed")]
         Option<bool>,
+        /// The account's share of in-flight work in this process:
+        /// `"inflight";q=<bytes>;qu="content-bytes"` (IETF RateLimit header
+        /// fields draft).
+        #[oai(header = "RateLimit-Policy")]
+        Option<String>,
+        /// What was left of the share once this request was admitted:
+        /// `"inflight";r=<bytes>`.
+        #[oai(header = "RateLimit")]
+        Option<String>,
     ),
 }
 
@@ -154,18 +164,22 @@ impl ProductsApi {
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         req: &poem::Request,
-        body: ValidatedJson<SyncProductsRequest>,
+        body: SyncBody<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
+        let (ticket, body) = admit_and_read(&state, &auth.0, body).await?;
+        let (policy, remaining) = rate_limit_headers(&ticket);
         let prepared = validate(&state, &auth.0, idempotency_header(req).as_deref(), body).await?;
         let outcome = match prepared {
             Prepared::Replay(outcome) => outcome,
             Prepared::Execute(products, idem) => {
-                domain::products::sync(&state, &auth.0, products, idem, render).await?
+                domain::products::sync(&state, &auth.0, products, idem, render, ticket).await?
             }
         };
         Ok(SyncProductsResponse::Ok(
             JsonText::from_text(outcome.body),
             outcome.replayed.then_some(true),
+            policy,
+            remaining,
         ))
     }
 

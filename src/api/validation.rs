@@ -23,7 +23,7 @@ use poem_openapi::{
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::domain::money::exact_decimal;
+use crate::domain::{admission::Ticket, money::exact_decimal};
 use crate::{api::error::ApiError, error::Issue};
 
 /// Largest accepted request body, in bytes. Put on the route as data.
@@ -33,7 +33,70 @@ pub struct BodyLimit(pub usize);
 /// Format of strings holding an assigned ISO 3166-1 alpha-2 code.
 pub const COUNTRY_FORMAT: &str = "iso3166-alpha2";
 
-/// A JSON request body whose schema is `T`'s, validated by [`Self::validate`].
+/// The JSON body of a write, not read yet: a write is admitted (and
+/// charged for its body) before its body is read, so that a refused
+/// request costs no memory. [`Self::read`] reads it within its charge.
+pub struct SyncBody<T> {
+    body: poem::Body,
+    limit: usize,
+    declared: Option<u64>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> SyncBody<T> {
+    /// The length the request declared (`Content-Length`), if any.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// Reads the body, growing `ticket`'s charge when it outgrows what the
+    /// request declared: 413 over the body limit, 429/503 when the budgets
+    /// have no room for it, 400 `INVALID_REQUEST` when it is not JSON.
+    pub async fn read(self, ticket: &mut Ticket) -> Result<ValidatedJson<T>, ApiError> {
+        use futures_util::StreamExt;
+        let capacity = self.declared.unwrap_or(0).min(self.limit as u64);
+        let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        let mut stream = std::pin::pin!(self.body.into_bytes_stream());
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| ApiError::not_json())?;
+            if bytes.len() + chunk.len() > self.limit {
+                return Err(ApiError::payload_too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+            if let Err(refused) = ticket.cover(bytes.len() as u64) {
+                drop(bytes);
+                discard(stream).await;
+                return Err(refused.into());
+            }
+        }
+        let raw = serde_json::from_slice(&bytes).map_err(|_| ApiError::not_json())?;
+        Ok(ValidatedJson {
+            raw,
+            _t: PhantomData,
+        })
+    }
+
+    /// Reads and drops the body of a refused request, so that the client,
+    /// still sending it, reads the answer rather than a reset connection.
+    pub async fn discard(self) {
+        discard(self.body.into_bytes_stream()).await
+    }
+}
+
+/// Reads and drops what is left of a body, holding one chunk at a time;
+/// gives up after [`DISCARD_WITHIN`].
+async fn discard<B, E>(stream: impl futures_util::Stream<Item = Result<B, E>>) {
+    use futures_util::StreamExt;
+    let drain = stream
+        .take_while(|chunk| std::future::ready(chunk.is_ok()))
+        .for_each(|_| std::future::ready(()));
+    let _ = tokio::time::timeout(DISCARD_WITHIN, drain).await;
+}
+
+/// Longest time spent reading the body of a refused request.
+const DISCARD_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A JSON request body whose schema is `T`'s, validated by [`Self::into_validated`].
 pub struct ValidatedJson<T> {
     raw: Value,
     _t: PhantomData<fn() -> T>,
@@ -64,7 +127,7 @@ impl<T: Type + ParseFromJSON + 'static> ValidatedJson<T> {
     }
 }
 
-impl<T: Type> Payload for ValidatedJson<T> {
+impl<T: Type> Payload for SyncBody<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
 
     fn check_content_type(content_type: &str) -> bool {
@@ -80,21 +143,25 @@ impl<T: Type> Payload for ValidatedJson<T> {
     }
 }
 
-impl<T: Type + ParseFromJSON> ParsePayload for ValidatedJson<T> {
+impl<T: Type + ParseFromJSON> ParsePayload for SyncBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(req: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let limit = req.data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
-        let bytes = body.take()?.into_bytes_limit(limit).await?;
-        let raw = serde_json::from_slice(&bytes).map_err(|_| ApiError::not_json())?;
+        let declared = req
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         Ok(Self {
-            raw,
+            body: body.take()?,
+            limit: req.data::<BodyLimit>().map_or(usize::MAX, |l| l.0),
+            declared,
             _t: PhantomData,
         })
     }
 }
 
-poem_openapi::impl_apirequest_for_payload!(ValidatedJson<T>, T: Type + ParseFromJSON);
+poem_openapi::impl_apirequest_for_payload!(SyncBody<T>, T: Type + ParseFromJSON);
 
 /// The registry `T` fills, built once per type: the walk resolves `$ref`s in it.
 fn registry_of<T: Type + 'static>() -> &'static Registry {
@@ -114,7 +181,8 @@ fn registry_of<T: Type + 'static>() -> &'static Registry {
         .or_insert(reg)
 }
 
-/// Every issue of `value` against `T`'s schema, in document order.
+/// Every issue of `value` against `T`'s schema, in document order, up to
+/// [`MAX_ISSUES`].
 pub fn schema_issues<T: Type + 'static>(value: &Value) -> Vec<Issue> {
     let mut walker = Walker {
         registry: registry_of::<T>(),
@@ -125,6 +193,17 @@ pub fn schema_issues<T: Type + 'static>(value: &Value) -> Vec<Issue> {
     walker.issues
 }
 
+/// Most issues one response lists. A hostile body (100,000 empty orders)
+/// would otherwise turn a few hundred kilobytes into tens of megabytes of
+/// issues; the walk stops once this many are found.
+pub const MAX_ISSUES: usize = 1_000;
+
+/// Most digits of a number in free-form JSON (`metadata`), whose magnitude
+/// must also be a 64-bit float's, as I-JSON (RFC 7493) asks: PostgreSQL's
+/// `jsonb` refuses numbers far beyond these (`1e999999999`, or 20,000
+/// decimals) and expands `1e131071` into 131,072 digits.
+const FREE_NUMBER_MAX_DIGITS: usize = 1_000;
+
 struct Walker {
     registry: &'static Registry,
     path: Vec<String>,
@@ -133,8 +212,14 @@ struct Walker {
 
 impl Walker {
     fn push(&mut self, code: &'static str, message: impl Into<String>) {
-        self.issues
-            .push(Issue::new(self.path.join("."), code, message));
+        if !self.full() {
+            self.issues
+                .push(Issue::new(self.path.join("."), code, message));
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.issues.len() >= MAX_ISSUES
     }
 
     fn resolve<'a>(&self, schema: &'a MetaSchemaRef) -> &'a MetaSchema {
@@ -149,6 +234,9 @@ impl Walker {
     }
 
     fn check(&mut self, schema: &MetaSchemaRef, value: &Value) {
+        if self.full() {
+            return;
+        }
         let s = self.resolve(schema);
         if !s.all_of.is_empty() {
             // A field's own constraints on a referenced type: `allOf: [$ref, {…}]`,
@@ -164,7 +252,76 @@ impl Walker {
             "string" => self.check_string(s, value),
             "integer" | "number" => self.check_number(s, value),
             "boolean" if !value.is_boolean() => self.type_mismatch("boolean", value),
+            "" => self.check_free(value, true),
             _ => {}
+        }
+    }
+
+    /// JSON the schema leaves free: `metadata` (`numbers`: stored, so its
+    /// numbers must fit every backend) and unknown fields (ignored, but no
+    /// string anywhere in a body may hold U+0000).
+    fn check_free(&mut self, value: &Value, numbers: bool) {
+        if self.full() {
+            return;
+        }
+        match value {
+            Value::String(text) => {
+                self.check_nul(text);
+            }
+            Value::Number(n) if numbers => self.check_free_number(n),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.path.push(i.to_string());
+                    self.check_free(item, numbers);
+                    self.path.pop();
+                }
+            }
+            Value::Object(map) => {
+                for (key, child) in map {
+                    self.check_key(key);
+                    self.path.push(key.clone());
+                    self.check_free(child, numbers);
+                    self.path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An object key holding U+0000 is reported at the object's path: the
+    /// key itself cannot be named without the character.
+    fn check_key(&mut self, key: &str) {
+        if key.contains('\0') {
+            self.push("invalid_string", "Object keys must not contain U+0000");
+        }
+    }
+
+    fn check_nul(&mut self, text: &str) -> bool {
+        let nul = text.contains('\0');
+        if nul {
+            self.push("invalid_string", "String must not contain U+0000");
+        }
+        nul
+    }
+
+    /// A number in free-form JSON: at most 1,000 digits, within a 64-bit
+    /// float's range (zero included).
+    fn check_free_number(&mut self, n: &serde_json::Number) {
+        let text = n.to_string();
+        let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+        let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
+        let nonzero = mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+        let value = text.parse::<f64>().unwrap_or(f64::INFINITY);
+        if digits > FREE_NUMBER_MAX_DIGITS || value.is_infinite() {
+            self.push(
+                "too_big",
+                "Number must fit a 64-bit float and have at most 1000 digits",
+            );
+        } else if nonzero && value == 0.0 {
+            self.push(
+                "too_small",
+                "Number is too close to zero for a 64-bit float",
+            );
         }
     }
 
@@ -187,6 +344,18 @@ impl Walker {
         let Value::Object(map) = value else {
             return self.type_mismatch("object", value);
         };
+        for (key, child) in map {
+            self.check_key(key);
+            if s.properties.iter().any(|(name, _)| name == key) {
+                continue;
+            }
+            self.path.push(key.clone());
+            match &s.additional_properties {
+                Some(schema) => self.check(schema, child),
+                None => self.check_free(child, false),
+            }
+            self.path.pop();
+        }
         for (name, prop) in &s.properties {
             let required = s.required.contains(name);
             self.path.push((*name).to_owned());
@@ -229,6 +398,9 @@ impl Walker {
         let Value::String(text) = value else {
             return self.type_mismatch("string", value);
         };
+        if self.check_nul(text) {
+            return;
+        }
         let len = text.chars().count();
         if let Some(min) = s.min_length.filter(|&m| len < m) {
             self.push(
@@ -272,6 +444,8 @@ impl Walker {
             let magnitude = n.to_string().parse::<f64>().map_or(f64::INFINITY, f64::abs);
             return if magnitude >= 1.0 {
                 self.push("too_big", "Number is too large")
+            } else if s.ty == "integer" {
+                self.push("invalid_type", "Expected integer, received float")
             } else {
                 self.push("not_multiple_of", "Number has too many decimal places")
             };

@@ -2,6 +2,7 @@
 //! one function of this layer and map its result.
 
 pub mod accounts;
+pub mod admission;
 pub mod money;
 pub mod order_writer;
 pub mod orders;
@@ -23,6 +24,19 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Whether `text` can be stored: PostgreSQL's `text` and `jsonb` cannot
+/// hold U+0000, so validation refuses it everywhere, and no stored ID or
+/// external ID contains it. A look-up by such a string finds nothing
+/// without asking the database, on both backends alike.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// The issue of a filter that can match nothing stored.
+fn unstorable_filter(name: &str) -> AppError {
+    AppError::invalid(name, "invalid_string", "String must not contain U+0000")
+}
+
 /// Turns what a sync wrote into its response body (JSON). Given by the
 /// API layer, so that the bytes stored for replays are the bytes sent.
 pub type Render<T> = fn(&[T]) -> String;
@@ -36,6 +50,7 @@ pub async fn execute_sync<F, Fut>(
     state: &AppState,
     account: &str,
     idem: Option<&Idempotent>,
+    ticket: admission::Ticket,
     mut write: F,
 ) -> AppResult<Outcome>
 where
@@ -48,8 +63,9 @@ where
     };
     let task = tokio::spawn(
         async move {
-            // Held until the write ends: a concurrent retry gets 409.
-            let _claim = claim;
+            // Held until the write ends: a concurrent retry gets 409, and
+            // the request's room in the budgets stays taken.
+            let _held = (claim, ticket);
             let mut attempts = 1;
             loop {
                 match write().await {

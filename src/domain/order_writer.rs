@@ -10,16 +10,33 @@
 //! its syncs are written again one by one, so one request never fails
 //! because of another. Syncs that share an external ID are never in one
 //! batch: the later one waits for the next, keeping arrival order.
+//!
+//! A batch holds at most one large sync: small syncs of other clients are
+//! never queued behind more than one large batch, however many large syncs
+//! one account has sent.
+//!
+//! The task is supervised: if it panics, its batch is rolled back, the
+//! syncs it held are answered 503 (nothing written, keys free), and a new
+//! task takes over the queue after a pause. Meanwhile [`OrderWriter::is_running`]
+//! is false, which `/readyz` reports.
 
-use std::collections::{HashSet, VecDeque};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use rust_decimal::Decimal;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
     db::{self, Db, orders::Written},
     domain::{
         Render,
+        admission::Ticket,
         orders::{Order, OrderInput},
         should_retry,
     },
@@ -30,6 +47,13 @@ use crate::{
 /// Most syncs, and most orders, written in one transaction.
 const MAX_BATCH_JOBS: usize = 64;
 const MAX_BATCH_ORDERS: usize = 5_000;
+/// A sync of more orders than this is large: one per batch.
+const LARGE_JOB_ORDERS: usize = 100;
+
+/// Pauses before restarting a writer that panicked: doubled on each
+/// failure in a row, up to the longest.
+const RESTART_PAUSE: Duration = Duration::from_millis(50);
+const RESTART_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// One sync request, validated and claimed, waiting to be written.
 pub struct Job {
@@ -43,6 +67,9 @@ pub struct Job {
     /// Holds the idempotency key in flight until the write ends, even when
     /// the client has gone.
     pub claim: Option<InFlightGuard>,
+    /// The request's room in the process's budgets, given back when the
+    /// write has ended.
+    _ticket: Ticket,
     reply: Option<oneshot::Sender<AppResult<Outcome>>>,
 }
 
@@ -64,15 +91,58 @@ impl Job {
 /// Handle to the writer task.
 #[derive(Clone, Debug)]
 pub struct OrderWriter {
+    /// Unbounded, because admission bounds what is queued: every job holds
+    /// a ticket.
     queue: mpsc::UnboundedSender<Job>,
+    health: Arc<Health>,
 }
 
+#[derive(Debug)]
+struct Health {
+    running: AtomicBool,
+    /// Test-only fault switch: the writer panics while it is set.
+    fault: AtomicBool,
+}
+
+/// The queue outlives a writer task that panics.
+type Jobs = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
+
 impl OrderWriter {
-    /// Starts the writer task on the current runtime.
+    /// Starts the supervised writer task on the current runtime.
     pub fn start(db: Db, idempotency: Idempotency) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(jobs, db, idempotency));
-        Self { queue }
+        let health = Arc::new(Health {
+            running: AtomicBool::new(true),
+            fault: AtomicBool::new(false),
+        });
+        tokio::spawn(supervise(
+            Arc::new(Mutex::new(jobs)),
+            db,
+            idempotency,
+            health.clone(),
+        ));
+        Self { queue, health }
+    }
+
+    /// Whether a writer task is running (false while one is restarting).
+    pub fn is_running(&self) -> bool {
+        self.health.running.load(Ordering::Acquire)
+    }
+
+    /// `Unavailable` while the writer is restarting.
+    pub fn ensure_running(&self) -> AppResult<()> {
+        if self.is_running() {
+            Ok(())
+        } else {
+            Err(AppError::Unavailable("the order writer is restarting"))
+        }
+    }
+
+    /// For tests: while `on`, the writer task panics at its next batch and
+    /// at every restart, as a bug or a lost invariant would make it.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, on: bool) {
+        self.health.fault.store(on, Ordering::Release);
     }
 
     /// Queues a sync and waits for its outcome.
@@ -83,6 +153,7 @@ impl OrderWriter {
         idem: Option<Idempotent>,
         render: Render<Order>,
         claim: Option<InFlightGuard>,
+        ticket: Ticket,
     ) -> AppResult<Outcome> {
         // Computed here, not on the writer task, which all syncs share.
         let totals = orders
@@ -99,18 +170,57 @@ impl OrderWriter {
             idem,
             render,
             claim,
+            _ticket: ticket,
             reply: Some(reply),
         };
         self.queue
             .send(job)
-            .map_err(|_| AppError::Unexpected(anyhow::anyhow!("order writer stopped")))?;
+            .map_err(|_| AppError::Unavailable("the order writer has stopped"))?;
+        // A reply dropped unanswered: the writer panicked and its
+        // transaction rolled back.
         answer
             .await
-            .map_err(|_| AppError::Unexpected(anyhow::anyhow!("order writer dropped a sync")))?
+            .map_err(|_| AppError::Unavailable("the order writer failed; nothing was written"))?
     }
 }
 
-async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, db: Db, idempotency: Idempotency) {
+/// Runs writer tasks one after another: a task that panics is replaced
+/// after a pause, and the queue it left goes on being served.
+async fn supervise(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Health>) {
+    let mut pause = RESTART_PAUSE;
+    loop {
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(
+            jobs.clone(),
+            db.clone(),
+            idempotency.clone(),
+            health.clone(),
+        ));
+        match task.await {
+            Ok(()) => return,
+            Err(e) => {
+                health.running.store(false, Ordering::Release);
+                if started.elapsed() > RESTART_PAUSE_MAX * 5 {
+                    pause = RESTART_PAUSE;
+                }
+                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "order writer failed; restarting");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RESTART_PAUSE_MAX);
+            }
+        }
+    }
+}
+
+fn check_fault(health: &Health) {
+    if health.fault.load(Ordering::Acquire) {
+        panic!("injected order writer fault");
+    }
+}
+
+async fn run(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Health>) {
+    let mut jobs = jobs.lock().await;
+    check_fault(&health);
+    health.running.store(true, Ordering::Release);
     let mut pending: VecDeque<Job> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -125,30 +235,37 @@ async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, db: Db, idempotency: Idempo
                 Err(_) => break,
             }
         }
+        check_fault(&health);
         let batch = take_batch(&mut pending);
         write_and_answer(&db, &idempotency, batch).await;
     }
 }
 
 /// The next batch: jobs in arrival order, skipping (for now) any job that
-/// shares an external ID with an earlier job still pending.
+/// shares an external ID with an earlier job still pending, and every
+/// large job after the first.
 fn take_batch(pending: &mut VecDeque<Job>) -> Vec<Job> {
     let mut taken_keys: HashSet<(String, String)> = HashSet::new();
     let mut blocked_keys: HashSet<(String, String)> = HashSet::new();
     let (mut batch, mut rest) = (Vec::new(), VecDeque::new());
     let mut orders = 0;
+    let mut large_taken = false;
     while let Some(job) = pending.pop_front() {
         let keys: Vec<(String, String)> = job
             .keys()
             .map(|(a, e)| (a.to_owned(), e.to_owned()))
             .collect();
+        let large = job.orders.len() > LARGE_JOB_ORDERS;
         let fits = batch.is_empty()
-            || (batch.len() < MAX_BATCH_JOBS && orders + job.orders.len() <= MAX_BATCH_ORDERS);
+            || (batch.len() < MAX_BATCH_JOBS
+                && orders + job.orders.len() <= MAX_BATCH_ORDERS
+                && !(large && large_taken));
         let clashes = keys
             .iter()
             .any(|k| taken_keys.contains(k) || blocked_keys.contains(k));
         if fits && !clashes {
             orders += job.orders.len();
+            large_taken |= large;
             taken_keys.extend(keys);
             batch.push(job);
         } else {

@@ -13,7 +13,7 @@ use crate::{
         self, Db,
         entities::{order_items, orders},
     },
-    domain::{MAX_PAGE, Page, Render, money},
+    domain::{MAX_PAGE, Page, Render, admission::Ticket, money, storable, unstorable_filter},
     error::{AppError, AppResult, Resource},
     idempotency::{Claim, Idempotent, Outcome},
     state::AppState,
@@ -99,7 +99,10 @@ pub async fn sync(
     orders: Vec<OrderInput>,
     idem: Option<Idempotent>,
     render: Render<Order>,
+    ticket: Ticket,
 ) -> AppResult<Outcome> {
+    // A writer that is restarting takes nothing: refuse before claiming.
+    state.order_writer.ensure_running()?;
     let claim = match state
         .idempotency
         .claim(&state.db, account, idem.as_ref())
@@ -110,7 +113,7 @@ pub async fn sync(
     };
     state
         .order_writer
-        .write(account, orders, idem, render, claim)
+        .write(account, orders, idem, render, claim, ticket)
         .await
 }
 
@@ -140,6 +143,9 @@ impl OrderInput {
 /// One order of the account; another account's order is as missing as an
 /// unknown ID.
 pub async fn get(db: &Db, account: &str, id: &str) -> AppResult<Order> {
+    if !storable(id) {
+        return Err(AppError::NotFound(Resource::Order));
+    }
     let (order, lines) = db::orders::find_with_lines(db.conn(), account, id)
         .await?
         .ok_or(AppError::NotFound(Resource::Order))?;
@@ -154,6 +160,9 @@ pub async fn list(
     after: Option<&str>,
     limit: u64,
 ) -> AppResult<Page<Order>> {
+    if filter.external_id.as_deref().is_some_and(|e| !storable(e)) {
+        return Err(unstorable_filter("externalId"));
+    }
     let limit = limit.clamp(1, MAX_PAGE);
     // One snapshot for the orders and their lines.
     let txn = db.begin_read().await?;

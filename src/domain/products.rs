@@ -7,7 +7,9 @@ use std::{
 
 use crate::{
     db::{self, Db, entities::products},
-    domain::{MAX_PAGE, Page, Render, execute_sync},
+    domain::{
+        MAX_PAGE, Page, Render, admission::Ticket, execute_sync, storable, unstorable_filter,
+    },
     error::{AppError, AppResult, Resource},
     idempotency::{Idempotent, Outcome},
     state::AppState,
@@ -45,6 +47,7 @@ pub async fn sync(
     products: Vec<ProductInput>,
     idem: Option<Idempotent>,
     render: Render<Product>,
+    ticket: Ticket,
 ) -> AppResult<Outcome> {
     let job = Arc::new(SyncJob {
         state: state.clone(),
@@ -53,7 +56,7 @@ pub async fn sync(
         idem: idem.clone(),
         render,
     });
-    execute_sync(state, account, idem.as_ref(), move || {
+    execute_sync(state, account, idem.as_ref(), ticket, move || {
         let job = job.clone();
         async move { job.write().await }
     })
@@ -132,6 +135,8 @@ pub async fn unknown_ids(
         let cache = known.0.lock().expect("product cache");
         ids.iter()
             .copied()
+            // An ID holding U+0000 is an issue of its own already.
+            .filter(|id| storable(id))
             .filter(|id| !cache.contains(&(account.to_owned(), (*id).to_owned())))
             .collect()
     };
@@ -154,6 +159,9 @@ pub async fn unknown_ids(
 /// One product of the account; another account's product is as missing as
 /// an unknown ID.
 pub async fn get(db: &Db, account: &str, id: &str) -> AppResult<Product> {
+    if !storable(id) {
+        return Err(AppError::NotFound(Resource::Product));
+    }
     db::products::find(db.conn(), account, id)
         .await?
         .map(Product::from)
@@ -168,6 +176,9 @@ pub async fn list(
     after: Option<&str>,
     limit: u64,
 ) -> AppResult<Page<Product>> {
+    if external_id.is_some_and(|e| !storable(e)) {
+        return Err(unstorable_filter("externalId"));
+    }
     let limit = limit.clamp(1, MAX_PAGE);
     let mut rows = db::products::page(db.conn(), account, external_id, after, limit + 1).await?;
     let more = rows.len() as u64 > limit;

@@ -83,7 +83,7 @@ both_backends! {
 /// With `--key-cache-ms 0`, every request checks its key: refused at once.
 async fn without_the_key_cache_a_revoked_key_is_refused_at_once(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| s.key_cache_ms = 0).await else {
-        return eprintln!("skipped: PostgreSQL not configured");
+        return crate::helpers::postgres_missing();
     };
     let key = entrygo::domain::accounts::create_key(&app.state.db, &app.account_id)
         .await

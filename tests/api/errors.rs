@@ -72,7 +72,7 @@ both_backends! {
 
 async fn oversized_bodies(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| s.body_limit = 4096).await else {
-        return eprintln!("skipped: PostgreSQL not configured");
+        return crate::helpers::postgres_missing();
     };
     let mut big = seed_order_request();
     big["items"][0]["metadata"] = json!({"pad": "x".repeat(5000)});

@@ -297,7 +297,7 @@ both_backends! {
 
 async fn expired_keys_behave_as_new(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| s.idempotency_ttl = 1).await else {
-        return eprintln!("skipped: PostgreSQL not configured");
+        return crate::helpers::postgres_missing();
     };
     let body = seed_order_request();
     assert!(!replayed(

@@ -37,7 +37,7 @@ both_backends! {
 
 async fn readyz_follows_the_database(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |_| {}).await else {
-        return eprintln!("skipped: PostgreSQL not configured");
+        return crate::helpers::postgres_missing();
     };
     let ready = || async { app.client.get(app.url("/readyz")).send().await.unwrap() };
     assert_eq!(ready().await.status(), 200);
@@ -109,7 +109,7 @@ async fn readyz_turns_503_when_the_database_is_gone_and_back_postgres() {
 
 async fn slow_requests_time_out_with_503(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |s| s.request_timeout = 2).await else {
-        return eprintln!("skipped: PostgreSQL not configured");
+        return crate::helpers::postgres_missing();
     };
     let body = batch(vec![order("slow-1", &[("prod_cap_002", "1", "1")])]);
     let first = app.sync_orders(&body).await;

@@ -10,7 +10,10 @@
 //! - S3  re-syncs of existing orders with changed lines, 32 connections;
 //! - S3u re-syncs of existing orders with unchanged content, 32 connections;
 //! - S4  replays of one completed idempotent request, 32 connections;
-//! - S5  `GET /api/orders/{id}`, 32 connections.
+//! - S5  `GET /api/orders/{id}`, 32 connections;
+//! - F   the flood: another account sends 400 syncs of 1,000 orders × 3
+//!   lines, 200 at a time, while this one sends single-order syncs one
+//!   after another (see `support/flood.rs`).
 //!
 //! Every sync carries a fresh `Idempotency-Key` (except S4's replays), as
 //! clients are told to. Prints a table and writes `target/bench/load.json`.
@@ -27,6 +30,9 @@ use std::{
 };
 
 use serde_json::{Value, json};
+
+#[path = "support/flood.rs"]
+mod flood;
 
 const PRODUCTS: usize = 200;
 const SEEDED_ORDERS: usize = 10_000;
@@ -57,6 +63,7 @@ fn main() {
         println!("PostgreSQL: skipped (set ENTRYGO_BENCH_POSTGRES_URL)");
     }
     print_table(&results);
+    print_flood_table(&results);
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     let report = json!({
@@ -164,6 +171,24 @@ impl Drop for Server {
     }
 }
 
+/// Creates an account with the CLI; returns its API key.
+fn create_account(database_url: &str, id: &str) -> String {
+    let created = Command::new(env!("CARGO_BIN_EXE_entrygo"))
+        .args(["accounts", "create", "--name", id, "--id", id])
+        .env("DATABASE_URL", database_url)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    serde_json::from_slice::<Value>(&created.stdout).unwrap()["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn post(client: &reqwest::blocking::Client, url: &str, key: &str, body: &Value) -> Value {
     let resp = client.post(url).bearer_auth(key).json(body).send().unwrap();
     assert!(
@@ -183,20 +208,7 @@ fn order_json(external_id: &str, products: &[String], i: usize, quantity: usize)
 
 fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> Vec<Value> {
     println!("\n== {backend}");
-    let created = Command::new(env!("CARGO_BIN_EXE_entrygo"))
-        .args(["accounts", "create", "--name", "Load", "--id", "acc_load"])
-        .env("DATABASE_URL", database_url)
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let key = serde_json::from_slice::<Value>(&created.stdout).unwrap()["apiKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = create_account(database_url, "acc_load");
     let server = Server::start(database_url, &work.join(format!("{backend}.log")));
     let client = reqwest::blocking::Client::new();
 
@@ -308,6 +320,40 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         );
         results.push(result);
     }
+    if only
+        .as_ref()
+        .is_none_or(|only| only.iter().any(|o| o == "F"))
+    {
+        // The flood's account A floods; acc_load is B.
+        let key_a = create_account(database_url, "acc_flood");
+        let items: Vec<Value> = (0..PRODUCTS)
+            .map(|i| json!({"externalId": format!("sku-{i:03}"), "name": format!("Product {i}")}))
+            .collect();
+        let synced = post(
+            &client,
+            &format!("{}/api/products/sync", server.base),
+            &key_a,
+            &json!({"accountId": "acc_flood", "items": items}),
+        );
+        let products_a: Vec<String> = synced["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect();
+        server.reset_peak_rss();
+        let flood = flood::Flood {
+            base: &server.base,
+            database_url,
+            key_a: &key_a,
+            account_a: "acc_flood",
+            products_a: &products_a,
+            key_b: &key,
+            account_b: "acc_load",
+            product_b: &products[0],
+        };
+        results.push(flood.run(backend, || server.peak_rss_mb()));
+    }
     results
 }
 
@@ -365,7 +411,7 @@ fn print_table(results: &[Value]) {
         "\n| backend | scenario | req/s | orders/s | p50 ms | p99 ms | non-2xx | peak RSS MB |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    for r in results {
+    for r in results.iter().filter(|r| r["scenario"] != "F") {
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} |",
             r["backend"].as_str().unwrap(),
@@ -376,6 +422,35 @@ fn print_table(results: &[Value]) {
             r["p99Ms"].as_f64().unwrap(),
             r["non2xx"],
             r["peakRssMb"].as_f64().unwrap()
+        );
+    }
+}
+
+fn print_flood_table(results: &[Value]) {
+    let floods: Vec<&Value> = results.iter().filter(|r| r["scenario"] == "F").collect();
+    if floods.is_empty() {
+        return;
+    }
+    println!(
+        "\n| backend | seconds | A statuses (all attempts) | A acknowledged | B requests | B errors | B p50 ms | B p99 ms | B max ms | peak RSS MB | acknowledged stored | refused stored nothing | refusals without Retry-After |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|");
+    for r in floods {
+        println!(
+            "| {} | {:.1} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+            r["backend"].as_str().unwrap(),
+            r["seconds"].as_f64().unwrap(),
+            r["aStatuses"],
+            r["aAcknowledged"],
+            r["bRequests"],
+            r["bErrors"],
+            r["bP50Ms"].as_f64().unwrap(),
+            r["bP99Ms"].as_f64().unwrap(),
+            r["bMaxMs"].as_f64().unwrap(),
+            r["peakRssMb"].as_f64().unwrap(),
+            r["everyAcknowledgedOrderStored"],
+            r["unacknowledgedStoredNothing"] == true && r["aAcknowledgedAsReplay"] == 0,
+            r["aRefusalsWithoutRetryAfter"],
         );
     }
 }

@@ -137,11 +137,11 @@ pub struct ServeArgs {
     pub admission_wait_ms: u64,
 }
 
-/// Sized for a 2-core machine: a parsed request takes several times its
-/// body in memory, so these bound the process's working memory to a few
-/// hundred megabytes at worst.
-pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 32 << 20;
-pub const DEFAULT_ACCOUNT_INFLIGHT_BYTES: u64 = 8 << 20;
+/// Sized for a 2-core machine: a sync in flight takes up to about twenty
+/// times its body in memory (parsed, validated, rows and statements), and
+/// two cores gain nothing from more than a few 1,000-order syncs at once.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 8 << 20;
+pub const DEFAULT_ACCOUNT_INFLIGHT_BYTES: u64 = 2 << 20;
 
 impl Default for ServeArgs {
     fn default() -> Self {

@@ -131,8 +131,14 @@ fn rename_json_media_types(value: &mut Value) {
 
 const POEM_JSON: &str = "application/json; charset=utf-8";
 
-/// `IDEMPOTENT-REPLAYED` → `Idempotent-Replayed`.
+/// `IDEMPOTENT-REPLAYED` → `Idempotent-Replayed`; the RateLimit fields as
+/// their draft spells them.
 fn title_case_header(name: &str) -> String {
+    for spelled in ["RateLimit", "RateLimit-Policy"] {
+        if name.eq_ignore_ascii_case(spelled) {
+            return spelled.to_owned();
+        }
+    }
     name.split('-')
         .map(|word| {
             let lower = word.to_ascii_lowercase();

@@ -15,7 +15,9 @@
 //!   heavy work is what waits.
 //!
 //! A request that does not fit waits up to `wait` for others to finish,
-//! then is refused. A single request larger than a budget is charged the
+//! then is refused; at most [`MAX_WAITING_PER_ACCOUNT`] requests of one
+//! account wait at a time, the others are refused at once (a waiting
+//! request's connection holds what it has buffered of its body). A single request larger than a budget is charged the
 //! whole budget, so it runs when nothing else does. Limits are per process.
 
 use std::{
@@ -33,6 +35,9 @@ use crate::error::{AppError, AppResult};
 
 /// Smallest charge of a request: what it costs beyond its body.
 pub const MIN_WEIGHT: u64 = 4 << 10;
+
+/// Requests of one account that may wait for room at once.
+pub const MAX_WAITING_PER_ACCOUNT: usize = 4;
 
 /// Seconds a refused client is told to wait (`Retry-After`).
 pub const RETRY_AFTER_SECONDS: u64 = 1;
@@ -58,11 +63,12 @@ struct Inner {
     waiting: AtomicUsize,
 }
 
-/// What admitted requests hold now.
+/// What admitted requests hold now, and who waits.
 #[derive(Debug, Default)]
 struct Held {
     total: u64,
     accounts: HashMap<String, u64>,
+    waiting: HashMap<String, usize>,
 }
 
 /// Why a request does not fit.
@@ -89,6 +95,26 @@ impl Held {
     fn take(&mut self, account: &str, weight: u64) {
         self.total += weight;
         *self.accounts.entry(account.to_owned()).or_default() += weight;
+    }
+
+    /// Counts one more waiter of `account`, unless it has its fill.
+    fn start_waiting(&mut self, account: &str) -> bool {
+        let waiting = self.waiting.entry(account.to_owned()).or_default();
+        *waiting += 1;
+        if *waiting > MAX_WAITING_PER_ACCOUNT {
+            self.stop_waiting(account);
+            return false;
+        }
+        true
+    }
+
+    fn stop_waiting(&mut self, account: &str) {
+        if let Some(waiting) = self.waiting.get_mut(account) {
+            *waiting -= 1;
+            if *waiting == 0 {
+                self.waiting.remove(account);
+            }
+        }
     }
 
     fn give_back(&mut self, account: &str, weight: u64) {
@@ -128,7 +154,8 @@ impl Admission {
     pub async fn admit(&self, account: &str, bytes: Option<u64>) -> AppResult<Ticket> {
         let weight = self.charge(bytes.unwrap_or(0));
         let deadline = tokio::time::Instant::now() + self.0.limits.wait;
-        loop {
+        let mut waiting = false;
+        let admitted = loop {
             // Registered before the check, so a release in between wakes us.
             let released = self.0.released.notified();
             let refusal = {
@@ -137,23 +164,36 @@ impl Admission {
                     Ok(()) => {
                         held.take(account, weight);
                         let remaining = self.remaining(&held, account);
-                        return Ok(Ticket {
+                        break Ok(Ticket {
                             admission: self.clone(),
                             account: account.to_owned(),
                             weight,
                             remaining,
                         });
                     }
+                    Err(refusal) if !waiting && !held.start_waiting(account) => {
+                        return Err(self.refusal(refusal));
+                    }
                     Err(refusal) => refusal,
                 }
             };
-            self.0.waiting.fetch_add(1, Ordering::Relaxed);
-            let woken = tokio::time::timeout_at(deadline, released).await;
-            self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-            if woken.is_err() {
-                return Err(self.refusal(refusal));
+            if !waiting {
+                waiting = true;
+                self.0.waiting.fetch_add(1, Ordering::Relaxed);
             }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                break Err(self.refusal(refusal));
+            }
+        };
+        if waiting {
+            self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+            self.0
+                .held
+                .lock()
+                .expect("admission state")
+                .stop_waiting(account);
         }
+        admitted
     }
 
     /// The charge of a body of `bytes`: at least [`MIN_WEIGHT`], at most
@@ -295,6 +335,32 @@ mod tests {
         tokio::task::yield_now().await;
         drop(first);
         assert_eq!(waiting.await.unwrap().unwrap(), 50 << 10);
+    }
+
+    #[tokio::test]
+    async fn only_a_few_requests_of_one_account_wait_the_rest_are_refused_at_once() {
+        let a = admission(1 << 20, 100 << 10, 60_000);
+        let _full = a.admit("acc_a", Some(100 << 10)).await.unwrap();
+        let waiters: Vec<_> = (0..MAX_WAITING_PER_ACCOUNT)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.admit("acc_a", None).await.is_ok() })
+            })
+            .collect();
+        while a.waiting() < MAX_WAITING_PER_ACCOUNT {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        assert!(a.admit("acc_a", None).await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
+        drop(_full);
+        for w in waiters {
+            assert!(w.await.unwrap());
+        }
+        assert!(a.0.held.lock().unwrap().waiting.is_empty());
     }
 
     #[tokio::test]

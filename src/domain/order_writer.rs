@@ -11,14 +11,19 @@
 //! because of another. Syncs that share an external ID are never in one
 //! batch: the later one waits for the next, keeping arrival order.
 //!
-//! A batch holds at most one large sync: small syncs of other clients are
-//! never queued behind more than one large batch, however many large syncs
-//! one account has sent.
+//! Syncs go through one of two lanes, each a task of its own: small syncs
+//! (at most [`LARGE_JOB_ORDERS`] orders) and large ones, one large sync per
+//! transaction. A single-order sync then never queues behind a batch of
+//! thousands of orders, however many one account sends: on PostgreSQL the
+//! lanes write side by side; on SQLite, whose file has one writer, a small
+//! batch waits for at most the one large transaction under way. Syncs of
+//! one external ID in flight at once in both lanes may commit in either
+//! order, as concurrent requests may anyway.
 //!
-//! The task is supervised: if it panics, its batch is rolled back, the
-//! syncs it held are answered 503 (nothing written, keys free), and a new
-//! task takes over the queue after a pause. Meanwhile [`OrderWriter::is_running`]
-//! is false, which `/readyz` reports.
+//! Each lane is supervised: if its task panics, its batch is rolled back,
+//! the syncs it held are answered 503 (nothing written, keys free), and a
+//! new task takes over the queue after a pause. Meanwhile
+//! [`OrderWriter::is_running`] is false, which `/readyz` reports.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -88,45 +93,57 @@ impl Job {
     }
 }
 
-/// Handle to the writer task.
+/// Handle to the writer's lanes.
 #[derive(Clone, Debug)]
 pub struct OrderWriter {
+    small: Lane,
+    large: Lane,
+    /// Test-only fault switch: the lanes panic while it is set.
+    fault: Arc<AtomicBool>,
+}
+
+#[derive(Clone, Debug)]
+struct Lane {
     /// Unbounded, because admission bounds what is queued: every job holds
     /// a ticket.
     queue: mpsc::UnboundedSender<Job>,
-    health: Arc<Health>,
+    running: Arc<AtomicBool>,
 }
 
-#[derive(Debug)]
-struct Health {
-    running: AtomicBool,
-    /// Test-only fault switch: the writer panics while it is set.
-    fault: AtomicBool,
+impl Lane {
+    fn start(db: &Db, idempotency: &Idempotency, fault: &Arc<AtomicBool>) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let running = Arc::new(AtomicBool::new(true));
+        tokio::spawn(supervise(
+            Arc::new(Mutex::new(jobs)),
+            db.clone(),
+            idempotency.clone(),
+            running.clone(),
+            fault.clone(),
+        ));
+        Self { queue, running }
+    }
 }
 
 /// The queue outlives a writer task that panics.
 type Jobs = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
 
 impl OrderWriter {
-    /// Starts the supervised writer task on the current runtime.
+    /// Starts the supervised lanes on the current runtime.
     pub fn start(db: Db, idempotency: Idempotency) -> Self {
-        let (queue, jobs) = mpsc::unbounded_channel();
-        let health = Arc::new(Health {
-            running: AtomicBool::new(true),
-            fault: AtomicBool::new(false),
-        });
-        tokio::spawn(supervise(
-            Arc::new(Mutex::new(jobs)),
-            db,
-            idempotency,
-            health.clone(),
-        ));
-        Self { queue, health }
+        let fault = Arc::new(AtomicBool::new(false));
+        Self {
+            small: Lane::start(&db, &idempotency, &fault),
+            large: Lane::start(&db, &idempotency, &fault),
+            fault,
+        }
     }
 
-    /// Whether a writer task is running (false while one is restarting).
+    /// Whether both lanes are running (false while one is restarting).
     pub fn is_running(&self) -> bool {
-        self.health.running.load(Ordering::Acquire)
+        [&self.small, &self.large]
+            .iter()
+            .all(|lane| lane.running.load(Ordering::Acquire))
     }
 
     /// `Unavailable` while the writer is restarting.
@@ -142,7 +159,7 @@ impl OrderWriter {
     /// at every restart, as a bug or a lost invariant would make it.
     #[doc(hidden)]
     pub fn inject_fault(&self, on: bool) {
-        self.health.fault.store(on, Ordering::Release);
+        self.fault.store(on, Ordering::Release);
     }
 
     /// Queues a sync and waits for its outcome.
@@ -173,7 +190,12 @@ impl OrderWriter {
             _ticket: ticket,
             reply: Some(reply),
         };
-        self.queue
+        let lane = if job.orders.len() > LARGE_JOB_ORDERS {
+            &self.large
+        } else {
+            &self.small
+        };
+        lane.queue
             .send(job)
             .map_err(|_| AppError::Unavailable("the order writer has stopped"))?;
         // A reply dropped unanswered: the writer panicked and its
@@ -186,7 +208,13 @@ impl OrderWriter {
 
 /// Runs writer tasks one after another: a task that panics is replaced
 /// after a pause, and the queue it left goes on being served.
-async fn supervise(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Health>) {
+async fn supervise(
+    jobs: Jobs,
+    db: Db,
+    idempotency: Idempotency,
+    running: Arc<AtomicBool>,
+    fault: Arc<AtomicBool>,
+) {
     let mut pause = RESTART_PAUSE;
     loop {
         let started = tokio::time::Instant::now();
@@ -194,12 +222,13 @@ async fn supervise(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Hea
             jobs.clone(),
             db.clone(),
             idempotency.clone(),
-            health.clone(),
+            running.clone(),
+            fault.clone(),
         ));
         match task.await {
             Ok(()) => return,
             Err(e) => {
-                health.running.store(false, Ordering::Release);
+                running.store(false, Ordering::Release);
                 if started.elapsed() > RESTART_PAUSE_MAX * 5 {
                     pause = RESTART_PAUSE;
                 }
@@ -211,16 +240,22 @@ async fn supervise(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Hea
     }
 }
 
-fn check_fault(health: &Health) {
-    if health.fault.load(Ordering::Acquire) {
+fn check_fault(fault: &AtomicBool) {
+    if fault.load(Ordering::Acquire) {
         panic!("injected order writer fault");
     }
 }
 
-async fn run(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Health>) {
+async fn run(
+    jobs: Jobs,
+    db: Db,
+    idempotency: Idempotency,
+    running: Arc<AtomicBool>,
+    fault: Arc<AtomicBool>,
+) {
     let mut jobs = jobs.lock().await;
-    check_fault(&health);
-    health.running.store(true, Ordering::Release);
+    check_fault(&fault);
+    running.store(true, Ordering::Release);
     let mut pending: VecDeque<Job> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -235,7 +270,7 @@ async fn run(jobs: Jobs, db: Db, idempotency: Idempotency, health: Arc<Health>) 
                 Err(_) => break,
             }
         }
-        check_fault(&health);
+        check_fault(&fault);
         let batch = take_batch(&mut pending);
         write_and_answer(&db, &idempotency, batch).await;
     }

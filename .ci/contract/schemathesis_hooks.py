@@ -8,6 +8,14 @@ schema-valid values that also satisfy those rules; schema-invalid values
 stay invalid, and Schemathesis revalidates the case after the hook, so
 negative tests stay negative.
 
+No string the server stores may hold U+0000 (PostgreSQL cannot), and
+metadata numbers must fit a 64-bit float. The spec says so in the request
+bodies' and metadata's descriptions, not as a `pattern` on every string,
+which would count as a breaking change for every client although no
+PostgreSQL deployment ever stored such a string: so U+0000 is removed from
+generated strings and metadata numbers are clamped, like the other values
+above. A string of U+0000 alone becomes empty, which the schema judges again.
+
 Two HTTP facts are reconciled too: a header value cannot carry surrounding
 whitespace (HTTP strips it, and `requests` refuses a leading one), so such a
 value is swapped for another invalid one; and when the Idempotency-Key header
@@ -50,6 +58,21 @@ def _fix_header(headers):
         headers[HEADER] = _unique(key, 255)
 
 
+def _storable(value):
+    """`value` within what every backend stores."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return max(min(value, 10**300), -(10**300))
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k.replace("\x00", ""): _storable(v) for k, v in value.items()}
+    return value
+
+
 def _fix_body(body, has_header):
     if not isinstance(body, dict):
         return
@@ -63,9 +86,14 @@ def _fix_body(body, has_header):
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
+        for field, value in list(item.items()):
+            if isinstance(value, str):
+                item[field] = _storable(value)
         external_id = item.get("externalId")
         if isinstance(external_id, str) and 1 <= len(external_id) <= 255:
             item["externalId"] = _unique(external_id, 255)
+        if isinstance(item.get("metadata"), dict):
+            item["metadata"] = _storable(item["metadata"])
         for field in ("destinationCountry", "countryOfOrigin"):
             if field in item:
                 item[field] = _country(item[field])
@@ -77,6 +105,8 @@ def _fix_body(body, has_header):
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
+    if isinstance(case.query, dict) and isinstance(case.query.get("externalId"), str):
+        case.query["externalId"] = _storable(case.query["externalId"])
     if case.headers:
         _fix_header(case.headers)
     _fix_body(case.body, bool(case.headers) and HEADER in case.headers)

@@ -31,7 +31,9 @@ use crate::{
     state::AppState,
 };
 
-/// Body of `POST /api/orders/sync`.
+/// Body of `POST /api/orders/sync`. No string in it (`metadata` keys and
+/// values included) may contain U+0000: PostgreSQL cannot store it, so it
+/// is an `invalid_string` issue at the field's path.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase", example)]
 pub struct SyncOrdersRequest {
@@ -72,7 +74,9 @@ pub struct SyncOrderInput {
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub items: Vec<LineItem>,
     /// Source metadata preserved with the order: a JSON object of at most
-    /// 64 KiB (compact JSON, UTF-8). Replaced on re-sync.
+    /// 64 KiB (compact JSON, UTF-8). Replaced on re-sync. No key or string
+    /// in it, at any depth, may contain U+0000, and its numbers must fit a
+    /// 64-bit float with at most 1,000 digits.
     #[oai(nullable)]
     pub metadata: Option<Metadata>,
 }

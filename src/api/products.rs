@@ -26,7 +26,9 @@ use crate::{
     state::AppState,
 };
 
-/// Body of `POST /api/products/sync`.
+/// Body of `POST /api/products/sync`. No string in it may contain U+0000:
+/// PostgreSQL cannot store it, so it is an `invalid_string` issue at the
+/// field's path.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase", example)]
 pub struct SyncProductsRequest {

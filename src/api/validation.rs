@@ -252,15 +252,14 @@ impl Walker {
             "string" => self.check_string(s, value),
             "integer" | "number" => self.check_number(s, value),
             "boolean" if !value.is_boolean() => self.type_mismatch("boolean", value),
-            "" => self.check_free(value, true),
+            "" => self.check_free(value),
             _ => {}
         }
     }
 
-    /// JSON the schema leaves free: `metadata` (`numbers`: stored, so its
-    /// numbers must fit every backend) and unknown fields (ignored, but no
-    /// string anywhere in a body may hold U+0000).
-    fn check_free(&mut self, value: &Value, numbers: bool) {
+    /// JSON the schema leaves free (`metadata`), which is stored: no U+0000
+    /// in its strings and keys, numbers that every backend can hold.
+    fn check_free(&mut self, value: &Value) {
         if self.full() {
             return;
         }
@@ -268,11 +267,11 @@ impl Walker {
             Value::String(text) => {
                 self.check_nul(text);
             }
-            Value::Number(n) if numbers => self.check_free_number(n),
+            Value::Number(n) => self.check_free_number(n),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     self.path.push(i.to_string());
-                    self.check_free(item, numbers);
+                    self.check_free(item);
                     self.path.pop();
                 }
             }
@@ -280,7 +279,7 @@ impl Walker {
                 for (key, child) in map {
                     self.check_key(key);
                     self.path.push(key.clone());
-                    self.check_free(child, numbers);
+                    self.check_free(child);
                     self.path.pop();
                 }
             }
@@ -344,17 +343,18 @@ impl Walker {
         let Value::Object(map) = value else {
             return self.type_mismatch("object", value);
         };
-        for (key, child) in map {
-            self.check_key(key);
-            if s.properties.iter().any(|(name, _)| name == key) {
-                continue;
+        // Members the schema leaves free (`metadata`'s); other unknown
+        // fields are ignored, never stored.
+        if let Some(schema) = &s.additional_properties {
+            for (key, child) in map {
+                if s.properties.iter().any(|(name, _)| name == key) {
+                    continue;
+                }
+                self.check_key(key);
+                self.path.push(key.clone());
+                self.check(schema, child);
+                self.path.pop();
             }
-            self.path.push(key.clone());
-            match &s.additional_properties {
-                Some(schema) => self.check(schema, child),
-                None => self.check_free(child, false),
-            }
-            self.path.pop();
         }
         for (name, prop) in &s.properties {
             let required = s.required.contains(name);

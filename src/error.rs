@@ -51,8 +51,10 @@ pub enum AppError {
     Unavailable(&'static str),
     #[error("unknown account {0}")]
     UnknownAccount(String),
+    /// Any other database failure (an unreachable database is
+    /// [`AppError::Unavailable`]).
     #[error(transparent)]
-    Database(#[from] sea_orm::DbErr),
+    Database(sea_orm::DbErr),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -81,6 +83,17 @@ impl AppError {
         message: impl Into<String>,
     ) -> Self {
         AppError::Invalid(vec![Issue::new(path, code, message)])
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if crate::db::is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            AppError::Unavailable("the database is unreachable")
+        } else {
+            AppError::Database(err)
+        }
     }
 }
 

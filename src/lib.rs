@@ -8,7 +8,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod idempotency;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -27,12 +27,12 @@ use crate::{
     },
     config::Settings,
     db::Db,
+    domain::idempotency::{self, Idempotency},
     domain::{
         accounts::KeyCache,
         admission::{Admission, Limits},
         order_writer::OrderWriter,
     },
-    idempotency::{self, Idempotency},
     state::AppState,
 };
 

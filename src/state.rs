@@ -3,11 +3,11 @@
 use crate::{
     config::Settings,
     db::Db,
+    domain::idempotency::Idempotency,
     domain::{
         accounts::KeyCache, admission::Admission, order_writer::OrderWriter,
         products::KnownProducts,
     },
-    idempotency::Idempotency,
 };
 
 #[derive(Clone)]

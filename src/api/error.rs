@@ -338,7 +338,7 @@ pub fn error_parts(err: AppError) -> ErrorParts {
             retry_after: Some(*retry_after_seconds),
             ..Default::default()
         }),
-        AppError::Unavailable(_) | AppError::Database(_) => Some(Throttle {
+        AppError::Unavailable(_) => Some(Throttle {
             retry_after: Some(crate::domain::admission::RETRY_AFTER_SECONDS),
             ..Default::default()
         }),
@@ -404,10 +404,6 @@ fn status_and_body(err: AppError) -> (StatusCode, ErrorBody) {
                 "This idempotency key was already used with a different request.",
             ),
         ),
-        AppError::Database(e) if crate::db::is_unavailable(&e) => {
-            tracing::warn!(error = %e, "database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, unavailable_body())
-        }
         other => {
             tracing::error!(error = ?other, "request failed");
             (StatusCode::INTERNAL_SERVER_ERROR, internal_body())

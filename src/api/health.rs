@@ -7,6 +7,7 @@ use crate::{
         ApiTags,
         error::{ErrorBody, unavailable_body},
     },
+    domain,
     state::AppState,
 };
 
@@ -60,11 +61,7 @@ impl HealthApi {
     /// running. Needs no API key.
     #[oai(path = "/readyz", method = "get", operation_id = "getReadiness")]
     async fn readyz(&self, state: poem::web::Data<&AppState>) -> ReadyResponse {
-        if !state.order_writer.is_running() {
-            tracing::warn!("not ready: the order writer is restarting");
-            return ReadyResponse::Unavailable(Json(unavailable_body()));
-        }
-        match state.db.ping().await {
+        match domain::ready(&state).await {
             Ok(()) => ReadyResponse::Ok(ok()),
             Err(e) => {
                 tracing::warn!(error = %e, "not ready");

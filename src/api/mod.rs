@@ -23,8 +23,8 @@ use crate::{
         validation::{SyncBody, ValidatedJson},
     },
     domain::admission::Ticket,
+    domain::idempotency::{self, Earlier, Idempotent, Outcome},
     error::{AppError, AppResult, Issue},
-    idempotency::{self, Earlier, IdempotencyKey, Idempotent, Outcome},
     state::AppState,
 };
 
@@ -319,41 +319,11 @@ pub fn idempotency_header(req: &poem::Request) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-/// The idempotency key of a sync request: the `Idempotency-Key` header when
-/// present (the body's `idempotencyKey` is then ignored, even a malformed
-/// one), else the body's. The body's key is removed from `body`, so the
-/// schema walk leaves it to this function; an invalid key is an issue.
+/// The request's idempotency key and the issue of a malformed one.
 pub fn take_idempotency(
     operation: &'static str,
     header: Option<&str>,
     body: &mut Value,
 ) -> (Option<Idempotent>, Vec<Issue>) {
-    let from_body = body
-        .as_object_mut()
-        .and_then(|m| m.remove("idempotencyKey"));
-    let parsed = match (header, &from_body) {
-        (Some(raw), _) => Some(IdempotencyKey::parse(raw, "Idempotency-Key")),
-        (None, None | Some(Value::Null)) => None,
-        (None, Some(Value::String(raw))) => Some(IdempotencyKey::parse(raw, "idempotencyKey")),
-        (None, Some(_)) => Some(Err(Issue::new(
-            "idempotencyKey",
-            "invalid_type",
-            "Expected string, received another type",
-        ))),
-    };
-    match parsed {
-        None => (None, Vec::new()),
-        Some(Err(issue)) => (None, vec![issue]),
-        Some(Ok(key)) => {
-            let fingerprint = idempotency::fingerprint(body);
-            (
-                Some(Idempotent {
-                    operation,
-                    key,
-                    fingerprint,
-                }),
-                Vec::new(),
-            )
-        }
-    }
+    idempotency::from_request(operation, header, body)
 }

@@ -25,9 +25,9 @@ use crate::{
         validation::{SyncBody, ValidatedJson},
     },
     auth::{ApiKeyAuth, check_scope},
+    domain::idempotency::Earlier,
     domain::{self, money},
     error::{AppResult, Issue},
-    idempotency::Earlier,
     state::AppState,
 };
 

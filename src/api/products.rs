@@ -21,8 +21,8 @@ use crate::{
     },
     auth::{ApiKeyAuth, check_scope},
     domain,
+    domain::idempotency::Earlier,
     error::AppResult,
-    idempotency::Earlier,
     state::AppState,
 };
 

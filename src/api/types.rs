@@ -222,8 +222,8 @@ leaf_type!(
     "IdempotencyKeyHeader",
     MetaSchema {
         min_length: Some(1),
-        max_length: Some(crate::idempotency::KEY_MAX_LEN),
-        pattern: Some(crate::idempotency::KEY_PATTERN.to_owned()),
+        max_length: Some(crate::domain::idempotency::KEY_MAX_LEN),
+        pattern: Some(crate::domain::idempotency::KEY_PATTERN.to_owned()),
         ..MetaSchema::new("string")
     }
 );

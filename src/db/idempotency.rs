@@ -6,21 +6,40 @@ use sea_orm::{
     sea_query::{OnConflict, Query, UnionType},
 };
 
-use crate::{
-    db::entities::idempotency_keys,
-    idempotency::{Idempotent, Stored},
-};
+use crate::db::entities::idempotency_keys;
+
+/// A stored record, as read.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub account_id: String,
+    pub operation: String,
+    pub key: String,
+    pub request_hash: String,
+    pub status: u16,
+    pub response_body: String,
+    pub expires_at_ms: i64,
+}
+
+/// A record to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    pub account_id: &'a str,
+    pub operation: &'a str,
+    pub key: &'a str,
+    pub request_hash: &'a str,
+    pub status: u16,
+    pub response_body: &'a str,
+}
 
 /// The unexpired records of these scopes (account, operation, key) in one
 /// round trip: one primary-key look-up per scope, joined by `UNION ALL` (an
 /// IN list over the three columns was planned as a scan while the table's
-/// statistics were young). Returns each scope found with its request hash,
-/// stored response and expiry (ms).
+/// statistics were young). Returns the records found.
 pub async fn find_live_many(
     conn: &impl ConnectionTrait,
     scopes: &[(&str, &str, &str)],
     now_ms: i64,
-) -> Result<Vec<((String, String, String), (String, Stored, i64))>, DbErr> {
+) -> Result<Vec<Record>, DbErr> {
     use idempotency_keys::Column as C;
     let mut found = Vec::with_capacity(scopes.len());
     // SQLite allows 500 terms in a compound SELECT.
@@ -48,24 +67,16 @@ pub async fn find_live_many(
         };
         query.unions(lookups.map(|q| (UnionType::All, q)));
         for row in conn.query_all(&query).await? {
-            let scope = (
-                row.try_get("", "account_id")?,
-                row.try_get("", "operation")?,
-                row.try_get("", "key")?,
-            );
             let status: i32 = row.try_get("", "status")?;
-            let stored = Stored {
+            found.push(Record {
+                account_id: row.try_get("", "account_id")?,
+                operation: row.try_get("", "operation")?,
+                key: row.try_get("", "key")?,
+                request_hash: row.try_get("", "request_hash")?,
                 status: u16::try_from(status).unwrap_or(200),
-                body: row.try_get("", "response_body")?,
-            };
-            found.push((
-                scope,
-                (
-                    row.try_get("", "request_hash")?,
-                    stored,
-                    row.try_get("", "expires_at_ms")?,
-                ),
-            ));
+                response_body: row.try_get("", "response_body")?,
+                expires_at_ms: row.try_get("", "expires_at_ms")?,
+            });
         }
     }
     Ok(found)
@@ -75,25 +86,23 @@ pub async fn find_live_many(
 /// statement.
 pub async fn save(
     conn: &impl ConnectionTrait,
-    records: &[(&str, &Idempotent, &Stored)],
+    records: &[NewRecord<'_>],
     expires_at_ms: i64,
 ) -> Result<(), DbErr> {
     if records.is_empty() {
         return Ok(());
     }
     let now = chrono::Utc::now().fixed_offset();
-    let rows = records
-        .iter()
-        .map(|(account, idem, response)| idempotency_keys::ActiveModel {
-            account_id: Set((*account).to_owned()),
-            operation: Set(idem.operation.to_owned()),
-            key: Set(idem.key.as_str().to_owned()),
-            request_hash: Set(idem.fingerprint.clone()),
-            status: Set(i32::from(response.status)),
-            response_body: Set(response.body.clone()),
-            created_at: Set(now),
-            expires_at_ms: Set(expires_at_ms),
-        });
+    let rows = records.iter().map(|r| idempotency_keys::ActiveModel {
+        account_id: Set(r.account_id.to_owned()),
+        operation: Set(r.operation.to_owned()),
+        key: Set(r.key.to_owned()),
+        request_hash: Set(r.request_hash.to_owned()),
+        status: Set(i32::from(r.status)),
+        response_body: Set(r.response_body.to_owned()),
+        created_at: Set(now),
+        expires_at_ms: Set(expires_at_ms),
+    });
     let on_conflict = OnConflict::columns([
         idempotency_keys::Column::AccountId,
         idempotency_keys::Column::Operation,

@@ -10,13 +10,33 @@ use sea_orm::{
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 
-use crate::{
-    db::{
-        chunk_rows,
-        entities::{order_items, orders},
-    },
-    domain::{new_id, orders::OrderInput},
+use crate::db::{
+    chunk_rows,
+    entities::{order_items, orders},
 };
+
+/// An order to upsert, as the domain has checked it.
+#[derive(Debug, Clone)]
+pub struct OrderRow<'a> {
+    /// The ID it gets if it is new.
+    pub fresh_id: String,
+    pub external_id: &'a str,
+    pub destination_country: &'a str,
+    pub destination_region: Option<&'a str>,
+    pub destination_postal_code: Option<&'a str>,
+    pub metadata: Option<&'a serde_json::Value>,
+    /// Exact decimal text.
+    pub total_value_usd: String,
+    pub content_hash: &'a str,
+}
+
+/// A line of an order to write.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRow<'a> {
+    pub product_id: &'a str,
+    pub quantity: i64,
+    pub unit_value_micros: i64,
+}
 
 /// What a sync did to one stored order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,34 +52,30 @@ pub enum Written {
 /// Inserts new orders and updates existing ones by (account, externalId),
 /// leaving alone those whose stored `content_hash` equals the new one;
 /// returns the stable ID of each, and what was done, in the order of
-/// `inputs` (parallel to `totals` and `hashes`).
+/// `inputs`.
 ///
 /// A concurrent insert of the same external ID meets the unique index and
 /// turns into an update of the one row, so no race makes two orders.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     account: &str,
-    inputs: &[&OrderInput],
-    totals: &[rust_decimal::Decimal],
-    hashes: &[String],
+    inputs: &[OrderRow<'_>],
 ) -> Result<Vec<(String, Written)>, DbErr> {
     let now = chrono::Utc::now().fixed_offset();
     let mut rows: Vec<orders::ActiveModel> = inputs
         .iter()
-        .zip(totals)
-        .zip(hashes)
-        .map(|((o, total), hash)| orders::ActiveModel {
-            id: Set(new_id("ord")),
+        .map(|o| orders::ActiveModel {
+            id: Set(o.fresh_id.clone()),
             account_id: Set(account.to_owned()),
-            external_id: Set(o.external_id.clone()),
-            destination_country: Set(o.destination_country.clone()),
-            destination_region: Set(o.destination_region.clone()),
-            destination_postal_code: Set(o.destination_postal_code.clone()),
-            metadata: Set(o.metadata.clone()),
-            total_value_usd: Set(total.to_string()),
+            external_id: Set(o.external_id.to_owned()),
+            destination_country: Set(o.destination_country.to_owned()),
+            destination_region: Set(o.destination_region.map(str::to_owned)),
+            destination_postal_code: Set(o.destination_postal_code.map(str::to_owned)),
+            metadata: Set(o.metadata.cloned()),
+            total_value_usd: Set(o.total_value_usd.clone()),
             created_at: Set(now),
             updated_at: Set(now),
-            content_hash: Set(Some(hash.clone())),
+            content_hash: Set(Some(o.content_hash.to_owned())),
         })
         .collect();
     // Every writer locks rows in external-ID order, so two batches that
@@ -113,7 +129,7 @@ pub async fn upsert(
     // Orders left alone returned nothing: their IDs, in one more query.
     let unchanged: Vec<&str> = inputs
         .iter()
-        .map(|o| o.external_id.as_str())
+        .map(|o| o.external_id)
         .filter(|e| !written.contains_key(*e))
         .collect();
     for chunk in unchanged.chunks(chunk_rows(1)) {
@@ -134,19 +150,19 @@ pub async fn upsert(
     inputs
         .iter()
         .map(|o| {
-            written.remove(&o.external_id).ok_or_else(|| {
+            written.remove(o.external_id).ok_or_else(|| {
                 DbErr::RecordNotFound(format!("order {} after upsert", o.external_id))
             })
         })
         .collect()
 }
 
-/// Replaces the line items of the orders `ids` (parallel to `inputs`) with
-/// the lines of `inputs`, in request order. Orders just inserted have no
-/// lines to delete; unchanged orders are skipped.
+/// Replaces the line items of the orders `ids` with `lines` (parallel to
+/// `ids`), in request order. Orders just inserted have no lines to delete;
+/// unchanged orders are skipped.
 pub async fn replace_lines(
     conn: &impl ConnectionTrait,
-    inputs: &[&OrderInput],
+    lines: &[Vec<LineRow<'_>>],
     ids: &[(String, Written)],
 ) -> Result<(), DbErr> {
     let updated: Vec<&str> = ids
@@ -160,18 +176,18 @@ pub async fn replace_lines(
             .exec(conn)
             .await?;
     }
-    let mut lines = inputs
+    let mut lines = lines
         .iter()
         .zip(ids)
         .filter(|(_, (_, how))| *how != Written::Unchanged)
-        .flat_map(|(o, (id, _))| {
-            o.lines
+        .flat_map(|(order_lines, (id, _))| {
+            order_lines
                 .iter()
                 .enumerate()
                 .map(move |(position, l)| order_items::ActiveModel {
                     order_id: Set(id.clone()),
                     position: Set(position as i32),
-                    product_id: Set(l.product_id.clone()),
+                    product_id: Set(l.product_id.to_owned()),
                     quantity: Set(l.quantity),
                     unit_value_micros: Set(l.unit_value_micros),
                     ..Default::default()
@@ -187,13 +203,6 @@ pub async fn replace_lines(
             .await?;
     }
     Ok(())
-}
-
-/// Which orders a listing returns.
-#[derive(Debug, Clone, Default)]
-pub struct OrderFilter {
-    pub external_id: Option<String>,
-    pub updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 /// One order of the account with its lines in position order: a single
@@ -218,15 +227,16 @@ pub async fn find_with_lines(
 pub async fn page(
     conn: &impl ConnectionTrait,
     account: &str,
-    filter: &OrderFilter,
+    external_id: Option<&str>,
+    updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<orders::Model>, DbErr> {
     let mut query = orders::Entity::find().filter(orders::Column::AccountId.eq(account));
-    if let Some(external_id) = &filter.external_id {
-        query = query.filter(orders::Column::ExternalId.eq(external_id.as_str()));
+    if let Some(external_id) = external_id {
+        query = query.filter(orders::Column::ExternalId.eq(external_id));
     }
-    if let Some(since) = filter.updated_since {
+    if let Some(since) = updated_since {
         query = query.filter(orders::Column::UpdatedAt.gte(since.to_utc().fixed_offset()));
     }
     if let Some(after) = after {

@@ -7,34 +7,43 @@ use sea_orm::{
     QuerySelect, sea_query::OnConflict,
 };
 
-use crate::{
-    db::{chunk_rows, entities::products},
-    domain::{new_id, products::ProductInput},
-};
+use crate::db::{chunk_rows, entities::products};
+
+/// A product to upsert, as the domain has checked it.
+#[derive(Debug, Clone)]
+pub struct ProductRow<'a> {
+    /// The ID it gets if it is new.
+    pub fresh_id: String,
+    pub external_id: &'a str,
+    pub name: &'a str,
+    pub hs_code: Option<&'a str>,
+    pub country_of_origin: Option<&'a str>,
+    pub description: Option<&'a str>,
+}
 
 /// Inserts new products and replaces existing ones by (account,
 /// externalId); returns the stable ID of each, in the order of `inputs`.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     account: &str,
-    inputs: &[ProductInput],
+    inputs: &[ProductRow<'_>],
 ) -> Result<Vec<String>, DbErr> {
     let now = chrono::Utc::now().fixed_offset();
     let mut rows: Vec<(&str, products::ActiveModel)> = inputs
         .iter()
         .map(|p| {
             let row = products::ActiveModel {
-                id: Set(new_id("prod")),
+                id: Set(p.fresh_id.clone()),
                 account_id: Set(account.to_owned()),
-                external_id: Set(p.external_id.clone()),
-                name: Set(p.name.clone()),
-                hs_code: Set(p.hs_code.clone()),
-                country_of_origin: Set(p.country_of_origin.clone()),
-                description: Set(p.description.clone()),
+                external_id: Set(p.external_id.to_owned()),
+                name: Set(p.name.to_owned()),
+                hs_code: Set(p.hs_code.map(str::to_owned)),
+                country_of_origin: Set(p.country_of_origin.map(str::to_owned)),
+                description: Set(p.description.map(str::to_owned)),
                 created_at: Set(now),
                 updated_at: Set(now),
             };
-            (p.external_id.as_str(), row)
+            (p.external_id, row)
         })
         .collect();
     // One lock order for every writer: no deadlocks between batches.
@@ -62,7 +71,7 @@ pub async fn upsert(
     inputs
         .iter()
         .map(|p| {
-            ids.remove(&p.external_id).ok_or_else(|| {
+            ids.remove(p.external_id).ok_or_else(|| {
                 DbErr::RecordNotFound(format!("product {} after upsert", p.external_id))
             })
         })

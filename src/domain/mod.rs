@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod idempotency;
 pub mod money;
 pub mod order_writer;
 pub mod orders;
@@ -12,8 +13,8 @@ use tracing::Instrument;
 
 use crate::{
     db,
+    domain::idempotency::{Claim, Idempotent, Outcome},
     error::{AppError, AppResult},
-    idempotency::{Claim, Idempotent, Outcome},
     state::AppState,
 };
 
@@ -78,6 +79,14 @@ where
     );
     task.await
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("write task failed: {e}")))?
+}
+
+/// Whether this process can serve: its order writer runs and the
+/// database answers within a second.
+pub async fn ready(state: &AppState) -> AppResult<()> {
+    state.order_writer.ensure_running()?;
+    state.db.ping().await?;
+    Ok(())
 }
 
 /// One page of a listing. `next_after` is the last ID when more may follow.

@@ -38,7 +38,11 @@ use rust_decimal::Decimal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
-    db::{self, Db, orders::Written},
+    db::{
+        self, Db,
+        orders::{LineRow, OrderRow, Written},
+    },
+    domain::idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
     domain::{
         Render,
         admission::Ticket,
@@ -46,7 +50,6 @@ use crate::{
         should_retry,
     },
     error::{AppError, AppResult},
-    idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
 };
 
 /// Most syncs, and most orders, written in one transaction.
@@ -385,28 +388,31 @@ async fn write_batch(
             .copied()
             .filter(|&i| batch[i].account == account)
             .collect();
-        let inputs: Vec<&OrderInput> = jobs.iter().flat_map(|&i| &batch[i].orders).collect();
-        let totals: Vec<Decimal> = jobs
+        let rows: Vec<OrderRow<'_>> = jobs
             .iter()
-            .flat_map(|&i| batch[i].totals.iter().copied())
+            .flat_map(|&i| {
+                let job = &batch[i];
+                job.orders
+                    .iter()
+                    .zip(&job.totals)
+                    .zip(&job.hashes)
+                    .map(|((o, total), hash)| o.row(total, hash))
+            })
             .collect();
-        let hashes: Vec<String> = jobs
-            .iter()
-            .flat_map(|&i| batch[i].hashes.iter().cloned())
-            .collect();
-        let mut stored = db::orders::upsert(&*txn, account, &inputs, &totals, &hashes)
-            .await?
-            .into_iter();
+        let mut stored = db::orders::upsert(&*txn, account, &rows).await?.into_iter();
         for &i in &jobs {
             ids[i] = stored.by_ref().take(batch[i].orders.len()).collect();
         }
     }
-    let inputs: Vec<&OrderInput> = active.iter().flat_map(|&i| &batch[i].orders).collect();
+    let lines: Vec<Vec<LineRow<'_>>> = active
+        .iter()
+        .flat_map(|&i| batch[i].orders.iter().map(OrderInput::line_rows))
+        .collect();
     let all_ids: Vec<(String, Written)> = active
         .iter()
         .flat_map(|&i| ids[i].iter().cloned())
         .collect();
-    db::orders::replace_lines(&*txn, &inputs, &all_ids).await?;
+    db::orders::replace_lines(&*txn, &lines, &all_ids).await?;
 
     let mut bodies: Vec<(usize, String)> = Vec::with_capacity(active.len());
     for &i in &active {
@@ -435,7 +441,7 @@ async fn write_batch(
     completion.committed();
     tracing::debug!(
         jobs = batch.len(),
-        orders = inputs.len(),
+        orders = lines.len(),
         "order batch committed"
     );
     for (i, body) in bodies {

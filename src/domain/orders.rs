@@ -7,17 +7,26 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use crate::db::orders::OrderFilter;
 use crate::{
     db::{
         self, Db,
         entities::{order_items, orders},
+        orders::{LineRow, OrderRow},
     },
-    domain::{MAX_PAGE, Page, Render, admission::Ticket, money, storable, unstorable_filter},
+    domain::idempotency::{Claim, Idempotent, Outcome},
+    domain::{
+        MAX_PAGE, Page, Render, admission::Ticket, money, new_id, storable, unstorable_filter,
+    },
     error::{AppError, AppResult, Resource},
-    idempotency::{Claim, Idempotent, Outcome},
     state::AppState,
 };
+
+/// Which orders a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub external_id: Option<String>,
+    pub updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
 
 /// An order as a client syncs it, already validated.
 #[derive(Debug, Clone)]
@@ -118,6 +127,32 @@ pub async fn sync(
 }
 
 impl OrderInput {
+    /// The row to upsert; a new order gets a fresh ID.
+    pub(crate) fn row<'a>(&'a self, total: &Decimal, hash: &'a str) -> OrderRow<'a> {
+        OrderRow {
+            fresh_id: new_id("ord"),
+            external_id: &self.external_id,
+            destination_country: &self.destination_country,
+            destination_region: self.destination_region.as_deref(),
+            destination_postal_code: self.destination_postal_code.as_deref(),
+            metadata: self.metadata.as_ref(),
+            total_value_usd: total.to_string(),
+            content_hash: hash,
+        }
+    }
+
+    /// The lines to write, in request order.
+    pub(crate) fn line_rows(&self) -> Vec<LineRow<'_>> {
+        self.lines
+            .iter()
+            .map(|l| LineRow {
+                product_id: &l.product_id,
+                quantity: l.quantity,
+                unit_value_micros: l.unit_value_micros,
+            })
+            .collect()
+    }
+
     pub(crate) fn to_order(&self, id: String, account: &str, total: Decimal) -> Order {
         Order {
             id,
@@ -166,7 +201,15 @@ pub async fn list(
     let limit = limit.clamp(1, MAX_PAGE);
     // One snapshot for the orders and their lines.
     let txn = db.begin_read().await?;
-    let mut orders = db::orders::page(&txn, account, filter, after, limit + 1).await?;
+    let mut orders = db::orders::page(
+        &txn,
+        account,
+        filter.external_id.as_deref(),
+        filter.updated_since,
+        after,
+        limit + 1,
+    )
+    .await?;
     let more = orders.len() as u64 > limit;
     orders.truncate(limit as usize);
     let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();

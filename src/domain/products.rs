@@ -6,12 +6,15 @@ use std::{
 };
 
 use crate::{
-    db::{self, Db, entities::products},
+    db::{self, Db, entities::products, products::ProductRow},
     domain::{
-        MAX_PAGE, Page, Render, admission::Ticket, execute_sync, storable, unstorable_filter,
+        MAX_PAGE, Page, Render,
+        admission::Ticket,
+        execute_sync,
+        idempotency::{Idempotent, Outcome},
+        new_id, storable, unstorable_filter,
     },
     error::{AppError, AppResult, Resource},
-    idempotency::{Idempotent, Outcome},
     state::AppState,
 };
 
@@ -23,6 +26,20 @@ pub struct ProductInput {
     pub hs_code: Option<String>,
     pub country_of_origin: Option<String>,
     pub description: Option<String>,
+}
+
+impl ProductInput {
+    /// The row to upsert; a new product gets a fresh ID.
+    fn row(&self) -> ProductRow<'_> {
+        ProductRow {
+            fresh_id: new_id("prod"),
+            external_id: &self.external_id,
+            name: &self.name,
+            hs_code: self.hs_code.as_deref(),
+            country_of_origin: self.country_of_origin.as_deref(),
+            description: self.description.as_deref(),
+        }
+    }
 }
 
 /// A product as stored.
@@ -83,7 +100,8 @@ impl SyncJob {
         if let Some(replay) = recheck.into_iter().next().transpose()?.flatten() {
             return Ok(replay);
         }
-        let ids = db::products::upsert(&*txn, account, &self.products).await?;
+        let rows: Vec<ProductRow<'_>> = self.products.iter().map(ProductInput::row).collect();
+        let ids = db::products::upsert(&*txn, account, &rows).await?;
         let synced: Vec<Product> = self
             .products
             .iter()

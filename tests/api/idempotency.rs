@@ -328,7 +328,7 @@ async fn expired_keys_behave_as_new(backend: Backend) {
     assert!(!replayed(&app.post_with_key(ORDERS, "fresh", &body).await));
     let purged = entrygo::db::idempotency::purge_expired(
         app.state.db.conn(),
-        entrygo::idempotency::now_ms(),
+        entrygo::domain::idempotency::now_ms(),
     )
     .await
     .unwrap();
@@ -346,20 +346,28 @@ async fn expired_keys_behave_as_new_postgres() {
     expired_keys_behave_as_new(Backend::Postgres).await
 }
 
+/// Stores a completed `syncOrders` record of the demo account directly, as
+/// another process (or an earlier release) would have.
+async fn store_record(app: &TestApp, key: &str, body: &Value, response: &str) {
+    let record = entrygo::db::idempotency::NewRecord {
+        account_id: "acc_123",
+        operation: "syncOrders",
+        key,
+        request_hash: &entrygo::domain::idempotency::fingerprint(body),
+        status: 200,
+        response_body: response,
+    };
+    let expires = entrygo::domain::idempotency::now_ms() + 60_000;
+    entrygo::db::idempotency::save(app.state.db.conn(), &[record], expires)
+        .await
+        .unwrap();
+}
+
 both_backends! {
     async fn a_burst_of_retries_of_a_request_completed_elsewhere_all_replay(app) {
         // Completed by another process: this one has never seen the record.
         let body = seed_order_request();
-        let idem = entrygo::idempotency::Idempotent {
-            operation: "syncOrders",
-            key: entrygo::idempotency::IdempotencyKey::parse("elsewhere", "k").unwrap(),
-            fingerprint: entrygo::idempotency::fingerprint(&body),
-        };
-        let stored = entrygo::idempotency::Stored { status: 200, body: r#"{"data":["x"]}"#.into() };
-        let expires = entrygo::idempotency::now_ms() + 60_000;
-        entrygo::db::idempotency::save(app.state.db.conn(), &[("acc_123", &idem, &stored)], expires)
-            .await
-            .unwrap();
+        store_record(&app, "elsewhere", &body, r#"{"data":["x"]}"#).await;
         let burst = (0..16).map(|_| app.post_with_key(ORDERS, "elsewhere", &body));
         for resp in futures_util::future::join_all(burst).await {
             assert!(replayed(&resp), "status {}", resp.status());
@@ -372,16 +380,7 @@ both_backends! {
         // A record left by an earlier release, whose rules accepted a body
         // that today's validation rejects (here: an unknown product).
         let body = batch(vec![order("legacy-1", &[("prod_gone_999", "1", "5")])]);
-        let idem = entrygo::idempotency::Idempotent {
-            operation: "syncOrders",
-            key: entrygo::idempotency::IdempotencyKey::parse("legacy-key", "k").unwrap(),
-            fingerprint: entrygo::idempotency::fingerprint(&body),
-        };
-        let stored = entrygo::idempotency::Stored { status: 200, body: r#"{"data":[]}"#.into() };
-        let expires = entrygo::idempotency::now_ms() + 60_000;
-        entrygo::db::idempotency::save(app.state.db.conn(), &[("acc_123", &idem, &stored)], expires)
-            .await
-            .unwrap();
+        store_record(&app, "legacy-key", &body, r#"{"data":[]}"#).await;
         let resp = app.post_with_key(ORDERS, "legacy-key", &body).await;
         assert!(replayed(&resp));
         assert_eq!(ok_text(resp).await.1, r#"{"data":[]}"#);

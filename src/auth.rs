@@ -4,9 +4,8 @@
 
 use poem::Request;
 use poem_openapi::{SecurityScheme, auth::Bearer};
-use serde_json::Value;
 
-use crate::{api::error::ApiError, domain, error::AppError, state::AppState};
+use crate::{api::error::ApiError, domain, state::AppState};
 
 /// `Authorization: Bearer <api-key>`; resolves to the key's account ID.
 #[derive(SecurityScheme)]
@@ -29,17 +28,5 @@ async fn check_api_key(req: &Request, bearer: Bearer) -> poem::Result<String> {
         }
         Ok(None) => Err(ApiError::invalid_api_key().into()),
         Err(e) => Err(ApiError::from(e).into()),
-    }
-}
-
-/// 403 when the body names an `accountId` (a string) other than the key's.
-/// Runs before validation, as the contract orders the checks.
-pub fn check_scope(account: &str, body: &Value) -> Result<(), AppError> {
-    match body.get("accountId").and_then(Value::as_str) {
-        Some(payload) if payload != account => Err(AppError::AccountScope {
-            key_account: account.to_owned(),
-            payload_account: payload.to_owned(),
-        }),
-        _ => Ok(()),
     }
 }

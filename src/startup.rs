@@ -31,7 +31,7 @@ use crate::{
     domain::{
         accounts::KeyCache,
         admission::{Admission, Limits},
-        order_writer::OrderWriter,
+        writer::Writer,
     },
     state::AppState,
 };
@@ -67,7 +67,8 @@ impl Application {
                 let idempotency =
                     Idempotency::new(Duration::from_secs(settings.serve.idempotency_ttl));
                 AppState {
-                    order_writer: OrderWriter::start(db.clone(), idempotency.clone()),
+                    order_writer: Writer::start(db.clone(), idempotency.clone()),
+                    product_writer: Writer::start(db.clone(), idempotency.clone()),
                     known_products: Default::default(),
                     keys: KeyCache::new(Duration::from_millis(settings.serve.key_cache_ms)),
                     admission: Admission::new(Limits {

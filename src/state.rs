@@ -3,10 +3,13 @@
 use crate::{
     config::Settings,
     db::Db,
-    domain::idempotency::Idempotency,
     domain::{
-        accounts::KeyCache, admission::Admission, order_writer::OrderWriter,
-        products::KnownProducts,
+        accounts::KeyCache,
+        admission::Admission,
+        idempotency::Idempotency,
+        orders::Orders,
+        products::{KnownProducts, Products},
+        writer::Writer,
     },
 };
 
@@ -14,7 +17,8 @@ use crate::{
 pub struct AppState {
     pub db: Db,
     pub idempotency: Idempotency,
-    pub order_writer: OrderWriter,
+    pub order_writer: Writer<Orders>,
+    pub product_writer: Writer<Products>,
     pub known_products: KnownProducts,
     pub keys: KeyCache,
     pub admission: Admission,

@@ -13,7 +13,6 @@ pub mod validation;
 use std::sync::LazyLock;
 
 use poem_openapi::{LicenseObject, OpenApiService, ServerObject, Tags};
-use std::collections::hash_map::Entry;
 
 use serde_json::Value;
 
@@ -22,9 +21,7 @@ use crate::{
         error::{ApiError, rate_limit_policy, rate_limit_state},
         validation::{SyncBody, ValidatedJson},
     },
-    domain::admission::Ticket,
-    domain::idempotency::{self, Earlier, Idempotent, Outcome},
-    error::{AppError, AppResult, Issue},
+    domain::{self, admission::Ticket},
     state::AppState,
 };
 
@@ -188,69 +185,10 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         .map(|(_, methods)| methods.clone())
 }
 
-/// `items.N.externalId` repeated within one batch: an issue on each later
-/// occurrence.
-pub fn duplicate_external_ids(body: &Value) -> Vec<Issue> {
-    let mut first_at = std::collections::HashMap::new();
-    let mut issues = Vec::new();
-    for (i, item) in batch_items(body).enumerate() {
-        let Some(ext) = item.get("externalId").and_then(Value::as_str) else {
-            continue;
-        };
-        match first_at.entry(ext) {
-            Entry::Occupied(first) => issues.push(Issue::new(
-                format!("items.{i}.externalId"),
-                "custom",
-                format!(
-                    "Duplicate externalId in this request (first at items.{})",
-                    first.get()
-                ),
-            )),
-            Entry::Vacant(slot) => {
-                slot.insert(i);
-            }
-        }
-    }
-    issues
-}
-
-/// The elements of the body's top-level `items` array, if it is one.
-pub fn batch_items(body: &Value) -> impl Iterator<Item = &Value> {
-    body.get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-}
-
-/// The parsed request when neither the schema walk (`parsed`) nor the
-/// request-level rules (`extra`) found an issue; otherwise every issue,
-/// grouped by the order and line they concern.
-pub fn collect_issues<T>(parsed: Result<T, Vec<Issue>>, extra: Vec<Issue>) -> AppResult<T> {
-    let (parsed, mut issues) = match parsed {
-        Ok(t) => (Some(t), Vec::new()),
-        Err(issues) => (None, issues),
-    };
-    issues.extend(extra);
-    match parsed {
-        Some(t) if issues.is_empty() => Ok(t),
-        _ => {
-            // Stable: within one order or line, document order is kept.
-            issues.sort_by_cached_key(|i| {
-                i.path
-                    .split('.')
-                    .filter_map(|seg| seg.parse::<usize>().ok())
-                    .collect::<Vec<_>>()
-            });
-            issues.truncate(validation::MAX_ISSUES);
-            Err(AppError::Invalid(issues))
-        }
-    }
-}
-
 /// Admits a write of `account` into the process's budgets, then reads its
 /// body within its charge. A refused request's body is read and dropped
 /// (never held), so the client gets the refusal rather than a reset.
-pub async fn admit_and_read<T>(
+async fn admit_and_read<T>(
     state: &AppState,
     account: &str,
     body: SyncBody<T>,
@@ -268,62 +206,51 @@ pub async fn admit_and_read<T>(
 }
 
 /// `RateLimit-Policy` and `RateLimit` of an admitted write.
-pub fn rate_limit_headers(ticket: &Ticket) -> (Option<String>, Option<String>) {
+fn rate_limit_headers(ticket: &Ticket) -> (Option<String>, Option<String>) {
     (
         Some(rate_limit_policy(ticket.share_bytes())),
         Some(rate_limit_state(ticket.remaining_bytes(), None)),
     )
 }
 
-/// A validated sync request, or the replay of an earlier one.
-pub enum Prepared<T> {
-    Replay(Outcome),
-    Execute(Vec<T>, Option<Idempotent>),
-}
-
-/// After validation. A rejected request that repeats a completed one under
-/// its key gets that response (one indexed read, paid only by rejected
-/// requests): a retry is answered as the first time even if the rules
-/// have tightened since. An accepted request is refused when another
-/// request used the key (422), else passed on to execute.
-pub async fn after_validation<T>(
-    state: &AppState,
-    account: &str,
-    earlier: Earlier,
-    validated: AppResult<Vec<T>>,
-    idem: Option<Idempotent>,
-) -> AppResult<Prepared<T>> {
-    let inputs = match validated {
-        Ok(inputs) => inputs,
-        Err(rejected) => {
-            let replay = state
-                .idempotency
-                .replay_of_rejected(&state.db, account, idem.as_ref())
-                .await?;
-            return replay.map(Prepared::Replay).ok_or(rejected);
-        }
-    };
-    match earlier {
-        Earlier::Reused => Err(AppError::IdempotencyKeyReused),
-        Earlier::Replay(outcome) => Ok(Prepared::Replay(outcome)),
-        Earlier::None => Ok(Prepared::Execute(inputs, idem)),
-    }
-}
-
 /// The raw `Idempotency-Key` header. poem's typed header reads a value that
 /// is not visible ASCII as absent, which would silently drop idempotency;
 /// read lossily instead, so such a key is reported as invalid.
-pub fn idempotency_header(req: &poem::Request) -> Option<String> {
+fn idempotency_header(req: &poem::Request) -> Option<String> {
     req.headers()
         .get("idempotency-key")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-/// The request's idempotency key and the issue of a malformed one.
-pub fn take_idempotency(
-    operation: &'static str,
-    header: Option<&str>,
-    body: &mut Value,
-) -> (Option<Idempotent>, Vec<Issue>) {
-    idempotency::from_request(operation, header, body)
+/// What a sync handler answers with: the outcome, and the account's
+/// `RateLimit-Policy` and `RateLimit` fields.
+pub struct Synced {
+    pub body: String,
+    pub replayed: Option<bool>,
+    pub rate_limit_policy: Option<String>,
+    pub rate_limit: Option<String>,
+}
+
+/// A sync handler's whole work, for every resource: admission, the body
+/// read within it, then the one domain call.
+pub async fn run_sync<R, T>(
+    state: &AppState,
+    account: &str,
+    req: &poem::Request,
+    body: SyncBody<T>,
+) -> Result<Synced, ApiError>
+where
+    R: domain::sync::Syncable,
+    ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
+{
+    let (ticket, body) = admit_and_read(state, account, body).await?;
+    let (rate_limit_policy, rate_limit) = rate_limit_headers(&ticket);
+    let header = idempotency_header(req);
+    let outcome = domain::sync::sync::<R>(state, account, header.as_deref(), body, ticket).await?;
+    Ok(Synced {
+        body: outcome.body,
+        replayed: outcome.replayed.then_some(true),
+        rate_limit_policy,
+        rate_limit,
+    })
 }

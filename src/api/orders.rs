@@ -11,23 +11,16 @@ use serde_json::Value;
 
 use crate::{
     api::{
-        ApiTags, Prepared, admit_and_read, after_validation, batch_items, collect_issues,
-        duplicate_external_ids,
+        ApiTags,
         error::{ApiError, GetError, ListError},
-        idempotency_header,
         pagination::default_limit,
         payload::JsonText,
-        rate_limit_headers, take_idempotency,
-        types::{
-            CountryCode, IdempotencyKeyHeader, METADATA_MAX_BYTES, Metadata, Quantity,
-            UnitValueUsd, Usd,
-        },
-        validation::{SyncBody, ValidatedJson},
+        run_sync,
+        types::{CountryCode, IdempotencyKeyHeader, Metadata, Quantity, UnitValueUsd, Usd},
+        validation::SyncBody,
     },
-    auth::{ApiKeyAuth, check_scope},
-    domain::idempotency::Earlier,
+    auth::ApiKeyAuth,
     domain::{self, money},
-    error::{AppResult, Issue},
     state::AppState,
 };
 
@@ -199,20 +192,12 @@ impl OrdersApi {
         req: &poem::Request,
         body: SyncBody<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
-        let (ticket, body) = admit_and_read(&state, &auth.0, body).await?;
-        let (policy, remaining) = rate_limit_headers(&ticket);
-        let prepared = validate(&state, &auth.0, idempotency_header(req).as_deref(), body).await?;
-        let outcome = match prepared {
-            Prepared::Replay(outcome) => outcome,
-            Prepared::Execute(orders, idem) => {
-                domain::orders::sync(&state, &auth.0, orders, idem, render, ticket).await?
-            }
-        };
+        let synced = run_sync::<domain::orders::Orders, _>(&state, &auth.0, req, body).await?;
         Ok(SyncOrdersResponse::Ok(
-            JsonText::from_text(outcome.body),
-            outcome.replayed.then_some(true),
-            policy,
-            remaining,
+            JsonText::from_text(synced.body),
+            synced.replayed,
+            synced.rate_limit_policy,
+            synced.rate_limit,
         ))
     }
 
@@ -276,83 +261,10 @@ impl OrdersApi {
     }
 }
 
-fn render(orders: &[domain::orders::Order]) -> String {
-    JsonText::render(&SyncOrdersResult {
-        data: orders.iter().cloned().map(OrderView::from).collect(),
-    })
-}
-
-/// Scope (403), then every validation issue at once (400), including the
-/// rules the schema cannot state: duplicate external IDs, metadata size and
-/// products of the account.
-async fn validate(
-    state: &AppState,
-    account: &str,
-    idempotency_header: Option<&str>,
-    mut body: ValidatedJson<SyncOrdersRequest>,
-) -> AppResult<Prepared<domain::orders::OrderInput>> {
-    let (idem, mut extra) = take_idempotency("syncOrders", idempotency_header, body.raw_mut());
-    // A replay of a request this process has seen is answered at once.
-    let earlier = state.idempotency.earlier(account, idem.as_ref());
-    if let Earlier::Replay(outcome) = earlier {
-        return Ok(Prepared::Replay(outcome));
+impl From<SyncOrdersRequest> for Vec<domain::orders::OrderInput> {
+    fn from(request: SyncOrdersRequest) -> Self {
+        request.items.into_iter().map(Into::into).collect()
     }
-    check_scope(account, body.raw())?;
-    extra.extend(duplicate_external_ids(body.raw()));
-    extra.extend(oversized_metadata(body.raw()));
-    extra.extend(unknown_products(state, account, body.raw()).await?);
-    let validated = collect_issues(body.into_validated(), extra)
-        .map(|request| request.items.into_iter().map(Into::into).collect());
-    after_validation(state, account, earlier, validated, idem).await
-}
-
-fn oversized_metadata(body: &Value) -> Vec<Issue> {
-    batch_items(body)
-        .enumerate()
-        .filter_map(|(i, order)| {
-            let metadata = order.get("metadata").filter(|m| m.is_object())?;
-            let size = serde_json::to_vec(metadata).map_or(usize::MAX, |v| v.len());
-            (size > METADATA_MAX_BYTES).then(|| {
-                Issue::new(
-                    format!("items.{i}.metadata"),
-                    "too_big",
-                    format!("Metadata must be at most {METADATA_MAX_BYTES} bytes as compact JSON"),
-                )
-            })
-        })
-        .collect()
-}
-
-/// Line items whose `productId` names no product of the account.
-async fn unknown_products(state: &AppState, account: &str, body: &Value) -> AppResult<Vec<Issue>> {
-    let refs: Vec<(String, &str)> = batch_items(body)
-        .enumerate()
-        .flat_map(|(i, order)| {
-            batch_items(order).enumerate().filter_map(move |(j, line)| {
-                let id = line.get("productId")?.as_str().filter(|s| !s.is_empty())?;
-                Some((format!("items.{i}.items.{j}.productId"), id))
-            })
-        })
-        .collect();
-    if refs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut ids: Vec<&str> = refs.iter().map(|(_, id)| *id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let unknown =
-        domain::products::unknown_ids(&state.db, &state.known_products, account, &ids).await?;
-    Ok(refs
-        .into_iter()
-        .filter(|(_, id)| unknown.contains(*id))
-        .map(|(path, id)| {
-            Issue::new(
-                path,
-                "custom",
-                format!("Unknown productId {id} in this account"),
-            )
-        })
-        .collect())
 }
 
 impl From<SyncOrderInput> for domain::orders::OrderInput {

@@ -9,20 +9,16 @@ use poem_openapi::{
 
 use crate::{
     api::{
-        ApiTags, Prepared, admit_and_read, after_validation, collect_issues,
-        duplicate_external_ids,
+        ApiTags,
         error::{ApiError, GetError, ListError},
-        idempotency_header,
         pagination::default_limit,
         payload::JsonText,
-        rate_limit_headers, take_idempotency,
+        run_sync,
         types::{CountryCode, IdempotencyKeyHeader},
-        validation::{SyncBody, ValidatedJson},
+        validation::SyncBody,
     },
-    auth::{ApiKeyAuth, check_scope},
+    auth::ApiKeyAuth,
     domain,
-    domain::idempotency::Earlier,
-    error::AppResult,
     state::AppState,
 };
 
@@ -168,20 +164,12 @@ impl ProductsApi {
         req: &poem::Request,
         body: SyncBody<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
-        let (ticket, body) = admit_and_read(&state, &auth.0, body).await?;
-        let (policy, remaining) = rate_limit_headers(&ticket);
-        let prepared = validate(&state, &auth.0, idempotency_header(req).as_deref(), body).await?;
-        let outcome = match prepared {
-            Prepared::Replay(outcome) => outcome,
-            Prepared::Execute(products, idem) => {
-                domain::products::sync(&state, &auth.0, products, idem, render, ticket).await?
-            }
-        };
+        let synced = run_sync::<domain::products::Products, _>(&state, &auth.0, req, body).await?;
         Ok(SyncProductsResponse::Ok(
-            JsonText::from_text(outcome.body),
-            outcome.replayed.then_some(true),
-            policy,
-            remaining,
+            JsonText::from_text(synced.body),
+            synced.replayed,
+            synced.rate_limit_policy,
+            synced.rate_limit,
         ))
     }
 
@@ -239,30 +227,10 @@ impl ProductsApi {
     }
 }
 
-fn render(products: &[domain::products::Product]) -> String {
-    JsonText::render(&SyncProductsResult {
-        data: products.iter().cloned().map(ProductView::from).collect(),
-    })
-}
-
-/// Scope (403), then every validation issue at once (400).
-async fn validate(
-    state: &AppState,
-    account: &str,
-    idempotency_header: Option<&str>,
-    mut body: ValidatedJson<SyncProductsRequest>,
-) -> AppResult<Prepared<domain::products::ProductInput>> {
-    let (idem, mut extra) = take_idempotency("syncProducts", idempotency_header, body.raw_mut());
-    // A replay of a request this process has seen is answered at once.
-    let earlier = state.idempotency.earlier(account, idem.as_ref());
-    if let Earlier::Replay(outcome) = earlier {
-        return Ok(Prepared::Replay(outcome));
+impl From<SyncProductsRequest> for Vec<domain::products::ProductInput> {
+    fn from(request: SyncProductsRequest) -> Self {
+        request.items.into_iter().map(Into::into).collect()
     }
-    check_scope(account, body.raw())?;
-    extra.extend(duplicate_external_ids(body.raw()));
-    let validated = collect_issues(body.into_validated(), extra)
-        .map(|request| request.items.into_iter().map(Into::into).collect());
-    after_validation(state, account, earlier, validated, idem).await
 }
 
 impl From<SyncProductInput> for domain::products::ProductInput {

@@ -183,9 +183,6 @@ impl ToJSON for CountryCode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metadata(pub serde_json::Map<String, Value>);
 
-/// Largest metadata object, as compact JSON in UTF-8 bytes.
-pub const METADATA_MAX_BYTES: usize = 64 * 1024;
-
 leaf_type!(
     Metadata,
     "Metadata",

@@ -102,13 +102,20 @@ pub struct ValidatedJson<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T> ValidatedJson<T> {
-    pub fn raw(&self) -> &Value {
+impl<T, I> crate::domain::sync::SyncBody<I> for ValidatedJson<T>
+where
+    T: Type + ParseFromJSON + Into<Vec<I>> + 'static,
+{
+    fn raw(&self) -> &Value {
         &self.raw
     }
 
-    pub fn raw_mut(&mut self) -> &mut Value {
+    fn raw_mut(&mut self) -> &mut Value {
         &mut self.raw
+    }
+
+    fn into_inputs(self) -> Result<Vec<I>, Vec<Issue>> {
+        self.into_validated().map(Into::into)
     }
 }
 

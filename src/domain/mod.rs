@@ -5,15 +5,13 @@ pub mod accounts;
 pub mod admission;
 pub mod idempotency;
 pub mod money;
-pub mod order_writer;
 pub mod orders;
 pub mod products;
-
-use tracing::Instrument;
+pub mod sync;
+pub mod writer;
 
 use crate::{
     db,
-    domain::idempotency::{Claim, Idempotent, Outcome},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -38,53 +36,22 @@ fn unstorable_filter(name: &str) -> AppError {
     AppError::invalid(name, "invalid_string", "String must not contain U+0000")
 }
 
-/// Turns what a sync wrote into its response body (JSON). Given by the
-/// API layer, so that the bytes stored for replays are the bytes sent.
-pub type Render<T> = fn(&[T]) -> String;
-
-/// Runs a sync's `write` (again on transient conflicts) in a task of its
-/// own, holding the idempotency key for this process meanwhile.
-/// Once started, a write finishes and its response is stored even when the
-/// client hangs up: the client's retry then gets it instead of a second
-/// execution.
-pub async fn execute_sync<F, Fut>(
-    state: &AppState,
-    account: &str,
-    idem: Option<&Idempotent>,
-    ticket: admission::Ticket,
-    mut write: F,
-) -> AppResult<Outcome>
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = AppResult<Outcome>> + Send + 'static,
-{
-    let claim = match state.idempotency.claim(&state.db, account, idem).await? {
-        Claim::Held(claim) => claim,
-        Claim::Replay(outcome) => return Ok(outcome),
-    };
-    let task = tokio::spawn(
-        async move {
-            // Held until the write ends: a concurrent retry gets 409, and
-            // the request's room in the budgets stays taken.
-            let _held = (claim, ticket);
-            let mut attempts = 1;
-            loop {
-                match write().await {
-                    Err(e) if should_retry(&e, &mut attempts).await => continue,
-                    result => return result,
-                }
-            }
-        }
-        .in_current_span(),
-    );
-    task.await
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("write task failed: {e}")))?
+/// A sync's response body: `{"data": [...]}`, the items in request order.
+/// The stored bytes of an idempotent request are these, replayed as they
+/// are.
+pub fn render<T: serde::Serialize>(items: &[T]) -> String {
+    #[derive(serde::Serialize)]
+    struct Synced<'a, T> {
+        data: &'a [T],
+    }
+    serde_json::to_string(&Synced { data: items }).expect("synced items serialise")
 }
 
 /// Whether this process can serve: its order writer runs and the
 /// database answers within a second.
 pub async fn ready(state: &AppState) -> AppResult<()> {
     state.order_writer.ensure_running()?;
+    state.product_writer.ensure_running()?;
     state.db.ping().await?;
     Ok(())
 }

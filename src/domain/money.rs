@@ -46,6 +46,26 @@ pub fn total<I: IntoIterator<Item = (i64, i64)>>(lines: I) -> Option<Decimal> {
     Some(sum.normalize())
 }
 
+/// Serialises an amount as its exact JSON number, normalised (`110.50` as
+/// `110.5`): the form the API documents for amounts.
+pub fn serialize_usd<S: serde::Serializer>(d: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let number: serde_json::Number = d
+        .normalize()
+        .to_string()
+        .parse()
+        .map_err(serde::ser::Error::custom)?;
+    number.serialize(serializer)
+}
+
+/// [`serialize_usd`] of an amount held in micro-dollars.
+pub fn serialize_micros<S: serde::Serializer>(
+    micros: &i64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serialize_usd(&from_micros(*micros), serializer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

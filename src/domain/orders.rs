@@ -7,17 +7,22 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use sea_orm::DatabaseTransaction;
+use serde::Serialize;
+
 use crate::{
     db::{
         self, Db,
         entities::{order_items, orders},
         orders::{LineRow, OrderRow},
     },
-    domain::idempotency::{Claim, Idempotent, Outcome},
     domain::{
-        MAX_PAGE, Page, Render, admission::Ticket, money, new_id, storable, unstorable_filter,
+        MAX_PAGE, Page, money, new_id, products, render, storable,
+        sync::{Syncable, batch_items},
+        unstorable_filter,
+        writer::{self, Writer},
     },
-    error::{AppError, AppResult, Resource},
+    error::{AppError, AppResult, Issue, Resource},
     state::AppState,
 };
 
@@ -46,8 +51,10 @@ pub struct LineInput {
     pub unit_value_micros: i64,
 }
 
-/// An order as stored.
-#[derive(Debug, Clone, PartialEq)]
+/// An order as stored, and as a sync answers it (the response body is
+/// this, serialised; `OrderView` in `api/` documents the same shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: String,
     pub account_id: String,
@@ -55,14 +62,18 @@ pub struct Order {
     pub destination_country: String,
     pub destination_region: Option<String>,
     pub destination_postal_code: Option<String>,
+    #[serde(serialize_with = "money::serialize_usd")]
     pub total_value_usd: Decimal,
+    #[serde(rename = "items")]
     pub lines: Vec<Line>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Line {
     pub product_id: String,
     pub quantity: i64,
+    #[serde(rename = "unitValueUsd", serialize_with = "money::serialize_micros")]
     pub unit_value_micros: i64,
 }
 
@@ -96,34 +107,134 @@ impl OrderInput {
     }
 }
 
-/// Upserts `orders` (external IDs unique, products of `account` checked by
-/// the caller) in one transaction and answers `render(orders)`, the orders
-/// in request order; with `idem`, the answer is stored with the writes.
-/// Written by the process's [`OrderWriter`](crate::domain::order_writer),
-/// together with the syncs that arrive meanwhile.
-#[tracing::instrument(skip_all, fields(account_id = %account, orders = orders.len()))]
-pub async fn sync(
-    state: &AppState,
-    account: &str,
-    orders: Vec<OrderInput>,
-    idem: Option<Idempotent>,
-    render: Render<Order>,
-    ticket: Ticket,
-) -> AppResult<Outcome> {
-    // A writer that is restarting takes nothing: refuse before claiming.
-    state.order_writer.ensure_running()?;
-    let claim = match state
-        .idempotency
-        .claim(&state.db, account, idem.as_ref())
-        .await?
-    {
-        Claim::Held(claim) => claim,
-        Claim::Replay(outcome) => return Ok(outcome),
-    };
-    state
-        .order_writer
-        .write(account, orders, idem, render, claim, ticket)
-        .await
+/// Orders as a resource of the sync use case and its writer.
+pub struct Orders;
+
+/// What a request computes for its orders before they are queued.
+pub struct Prepared {
+    totals: Vec<Decimal>,
+    /// [`OrderInput::content_hash`] of each order.
+    hashes: Vec<String>,
+}
+
+/// Largest metadata object, as compact JSON in UTF-8 bytes.
+pub const METADATA_MAX_BYTES: usize = 64 * 1024;
+
+impl writer::Resource for Orders {
+    type Input = OrderInput;
+    type Prepared = Prepared;
+    const NAME: &'static str = "order";
+
+    fn prepare(inputs: &[OrderInput]) -> AppResult<Prepared> {
+        Ok(Prepared {
+            totals: inputs
+                .iter()
+                .map(OrderInput::total)
+                .collect::<AppResult<_>>()?,
+            hashes: inputs.iter().map(OrderInput::content_hash).collect(),
+        })
+    }
+
+    fn external_id(input: &OrderInput) -> &str {
+        &input.external_id
+    }
+
+    /// One upsert of all the orders, one replacement of all their lines.
+    async fn write(
+        txn: &DatabaseTransaction,
+        account: &str,
+        syncs: &[(&[OrderInput], &Prepared)],
+    ) -> AppResult<Vec<String>> {
+        let rows: Vec<OrderRow<'_>> = syncs
+            .iter()
+            .flat_map(|(inputs, prepared)| {
+                inputs
+                    .iter()
+                    .zip(&prepared.totals)
+                    .zip(&prepared.hashes)
+                    .map(|((o, total), hash)| o.row(total, hash))
+            })
+            .collect();
+        let ids = db::orders::upsert(txn, account, &rows).await?;
+        let lines: Vec<Vec<LineRow<'_>>> = syncs
+            .iter()
+            .flat_map(|(inputs, _)| inputs.iter().map(OrderInput::line_rows))
+            .collect();
+        db::orders::replace_lines(txn, &lines, &ids).await?;
+        let mut ids = ids.into_iter();
+        Ok(syncs
+            .iter()
+            .map(|(inputs, prepared)| {
+                let synced: Vec<Order> = inputs
+                    .iter()
+                    .zip(ids.by_ref())
+                    .zip(&prepared.totals)
+                    .map(|((input, (id, _)), total)| input.to_order(id, account, *total))
+                    .collect();
+                render(&synced)
+            })
+            .collect())
+    }
+}
+
+impl Syncable for Orders {
+    const OPERATION: &'static str = "syncOrders";
+
+    fn writer(state: &AppState) -> &Writer<Self> {
+        &state.order_writer
+    }
+
+    /// Metadata over 64 KiB as compact JSON.
+    fn body_rules(body: &Value) -> Vec<Issue> {
+        batch_items(body)
+            .enumerate()
+            .filter_map(|(i, order)| {
+                let metadata = order.get("metadata").filter(|m| m.is_object())?;
+                let size = serde_json::to_vec(metadata).map_or(usize::MAX, |v| v.len());
+                (size > METADATA_MAX_BYTES).then(|| {
+                    Issue::new(
+                        format!("items.{i}.metadata"),
+                        "too_big",
+                        format!(
+                            "Metadata must be at most {METADATA_MAX_BYTES} bytes as compact JSON"
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Line items whose `productId` names no product of the account.
+    async fn stored_rules(state: &AppState, account: &str, body: &Value) -> AppResult<Vec<Issue>> {
+        let refs: Vec<(String, &str)> = batch_items(body)
+            .enumerate()
+            .flat_map(|(i, order)| {
+                batch_items(order).enumerate().filter_map(move |(j, line)| {
+                    let id = line.get("productId")?.as_str().filter(|s| !s.is_empty())?;
+                    Some((format!("items.{i}.items.{j}.productId"), id))
+                })
+            })
+            .collect();
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<&str> = refs.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let unknown =
+            products::unknown_ids(&state.db, &state.known_products, account, &ids).await?;
+        Ok(refs
+            .into_iter()
+            .filter(|(_, id)| unknown.contains(*id))
+            .map(|(path, id)| {
+                Issue::new(
+                    path,
+                    "custom",
+                    format!("Unknown productId {id} in this account"),
+                )
+            })
+            .collect())
+    }
 }
 
 impl OrderInput {

@@ -5,14 +5,16 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use sea_orm::DatabaseTransaction;
+use serde::Serialize;
+
 use crate::{
     db::{self, Db, entities::products, products::ProductRow},
     domain::{
-        MAX_PAGE, Page, Render,
-        admission::Ticket,
-        execute_sync,
-        idempotency::{Idempotent, Outcome},
-        new_id, storable, unstorable_filter,
+        MAX_PAGE, Page, new_id, render, storable,
+        sync::Syncable,
+        unstorable_filter,
+        writer::{self, Writer},
     },
     error::{AppError, AppResult, Resource},
     state::AppState,
@@ -42,8 +44,10 @@ impl ProductInput {
     }
 }
 
-/// A product as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A product as stored, and as a sync answers it (`ProductView` in `api/`
+/// documents the same shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Product {
     pub id: String,
     pub account_id: String,
@@ -54,80 +58,61 @@ pub struct Product {
     pub description: Option<String>,
 }
 
-/// Upserts `products` (external IDs unique) in one transaction and answers
-/// `render(products)`, in request order; a re-sync replaces every field.
-/// Idempotent with `idem`, as `orders::sync`.
-#[tracing::instrument(skip_all, fields(account_id = %account, products = products.len()))]
-pub async fn sync(
-    state: &AppState,
-    account: &str,
-    products: Vec<ProductInput>,
-    idem: Option<Idempotent>,
-    render: Render<Product>,
-    ticket: Ticket,
-) -> AppResult<Outcome> {
-    let job = Arc::new(SyncJob {
-        state: state.clone(),
-        account: account.to_owned(),
-        products,
-        idem: idem.clone(),
-        render,
-    });
-    execute_sync(state, account, idem.as_ref(), ticket, move || {
-        let job = job.clone();
-        async move { job.write().await }
-    })
-    .await
-}
+/// Products as a resource of the sync use case and its writer: upsert by
+/// (account, externalId); a re-sync replaces every field.
+pub struct Products;
 
-struct SyncJob {
-    state: AppState,
-    account: String,
-    products: Vec<ProductInput>,
-    idem: Option<Idempotent>,
-    render: Render<Product>,
-}
+impl writer::Resource for Products {
+    type Input = ProductInput;
+    type Prepared = ();
+    const NAME: &'static str = "product";
 
-impl SyncJob {
-    async fn write(&self) -> AppResult<Outcome> {
-        let (account, idem) = (self.account.as_str(), self.idem.as_ref());
-        let txn = self.state.db.begin_write().await?;
-        let recheck = self
-            .state
-            .idempotency
-            .recheck(&*txn, &[(account, idem)])
-            .await?;
-        if let Some(replay) = recheck.into_iter().next().transpose()?.flatten() {
-            return Ok(replay);
-        }
-        let rows: Vec<ProductRow<'_>> = self.products.iter().map(ProductInput::row).collect();
-        let ids = db::products::upsert(&*txn, account, &rows).await?;
-        let synced: Vec<Product> = self
-            .products
+    fn prepare(_inputs: &[ProductInput]) -> AppResult<()> {
+        Ok(())
+    }
+
+    fn external_id(input: &ProductInput) -> &str {
+        &input.external_id
+    }
+
+    /// One upsert of all the products.
+    async fn write(
+        txn: &DatabaseTransaction,
+        account: &str,
+        syncs: &[(&[ProductInput], &())],
+    ) -> AppResult<Vec<String>> {
+        let rows: Vec<ProductRow<'_>> = syncs
             .iter()
-            .zip(ids)
-            .map(|(p, id)| Product {
-                id,
-                account_id: account.to_owned(),
-                external_id: p.external_id.clone(),
-                name: p.name.clone(),
-                hs_code: p.hs_code.clone(),
-                country_of_origin: p.country_of_origin.clone(),
-                description: p.description.clone(),
-            })
+            .flat_map(|(inputs, _)| inputs.iter().map(ProductInput::row))
             .collect();
-        let body = (self.render)(&synced);
-        let completion = self
-            .state
-            .idempotency
-            .complete(&*txn, &[(account, idem, body.as_str())])
-            .await?;
-        txn.commit().await?;
-        completion.committed();
-        Ok(Outcome {
-            body,
-            replayed: false,
-        })
+        let mut ids = db::products::upsert(txn, account, &rows).await?.into_iter();
+        Ok(syncs
+            .iter()
+            .map(|(inputs, _)| {
+                let synced: Vec<Product> = inputs
+                    .iter()
+                    .zip(ids.by_ref())
+                    .map(|(p, id)| Product {
+                        id,
+                        account_id: account.to_owned(),
+                        external_id: p.external_id.clone(),
+                        name: p.name.clone(),
+                        hs_code: p.hs_code.clone(),
+                        country_of_origin: p.country_of_origin.clone(),
+                        description: p.description.clone(),
+                    })
+                    .collect();
+                render(&synced)
+            })
+            .collect())
+    }
+}
+
+impl Syncable for Products {
+    const OPERATION: &'static str = "syncProducts";
+
+    fn writer(state: &AppState) -> &Writer<Self> {
+        &state.product_writer
     }
 }
 

@@ -1,11 +1,11 @@
-//! The one writer of order syncs in a process: group commit.
+//! The one writer of syncs in a process, for every resource: group commit.
 //!
-//! Single-order syncs arrive many at a time, and each used to pay for a
+//! Small syncs arrive many at a time, and each used to pay for a
 //! whole transaction of its own (SQLite allows one writer at a time, and
 //! every statement is a round trip to the driver's thread). The writer task
 //! takes every sync queued while the previous batch ran and writes them in
-//! one transaction: one upsert of all their orders, one replacement of all
-//! their lines, one commit. Each request stays atomic (its writes and its
+//! one transaction ([`Resource::write`]: for orders, one upsert of all
+//! their orders and one replacement of all their lines), one commit. Each request stays atomic (its writes and its
 //! idempotency record commit together, or not at all); if a batch fails,
 //! its syncs are written again one by one, so one request never fails
 //! because of another. Syncs that share an external ID are never in one
@@ -34,29 +34,47 @@ use std::{
     time::Duration,
 };
 
-use rust_decimal::Decimal;
+use sea_orm::DatabaseTransaction;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
-    db::{
-        self, Db,
-        orders::{LineRow, OrderRow, Written},
-    },
-    domain::idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
+    db::Db,
     domain::{
-        Render,
         admission::Ticket,
-        orders::{Order, OrderInput},
+        idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
         should_retry,
     },
     error::{AppError, AppResult},
 };
 
-/// Most syncs, and most orders, written in one transaction.
+/// What the writer needs to know of a resource.
+pub trait Resource: Send + Sync + 'static {
+    /// One item of a sync, validated.
+    type Input: Send + Sync + 'static;
+    /// What a request computes before it is queued (totals, content
+    /// hashes), so that the writer task, which every sync shares, does not.
+    type Prepared: Send + Sync + 'static;
+    /// For logs: `order`, `product`.
+    const NAME: &'static str;
+
+    fn prepare(inputs: &[Self::Input]) -> AppResult<Self::Prepared>;
+
+    fn external_id(input: &Self::Input) -> &str;
+
+    /// Writes the syncs of one account inside `txn`, one statement per
+    /// table for all of them; returns each sync's response body.
+    fn write(
+        txn: &DatabaseTransaction,
+        account: &str,
+        syncs: &[(&[Self::Input], &Self::Prepared)],
+    ) -> impl Future<Output = AppResult<Vec<String>>> + Send;
+}
+
+/// Most syncs, and most items, written in one transaction.
 const MAX_BATCH_JOBS: usize = 64;
-const MAX_BATCH_ORDERS: usize = 5_000;
-/// A sync of more orders than this is large: one per batch.
-const LARGE_JOB_ORDERS: usize = 100;
+const MAX_BATCH_ITEMS: usize = 5_000;
+/// A sync of more items than this is large: one per batch.
+pub const LARGE_JOB_ITEMS: usize = 100;
 
 /// Pauses before restarting a writer that panicked: doubled on each
 /// failure in a row, up to the longest.
@@ -64,24 +82,21 @@ const RESTART_PAUSE: Duration = Duration::from_millis(50);
 const RESTART_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// One sync request, validated and claimed, waiting to be written.
-pub struct Job {
-    pub account: String,
-    pub orders: Vec<OrderInput>,
-    pub totals: Vec<Decimal>,
-    /// [`OrderInput::content_hash`] of each order.
-    pub hashes: Vec<String>,
-    pub idem: Option<Idempotent>,
-    pub render: Render<Order>,
+struct Job<R: Resource> {
+    account: String,
+    inputs: Vec<R::Input>,
+    prepared: R::Prepared,
+    idem: Option<Idempotent>,
     /// Holds the idempotency key in flight until the write ends, even when
     /// the client has gone.
-    pub claim: Option<InFlightGuard>,
+    _claim: Option<InFlightGuard>,
     /// The request's room in the process's budgets, given back when the
     /// write has ended.
     _ticket: Ticket,
     reply: Option<oneshot::Sender<AppResult<Outcome>>>,
 }
 
-impl Job {
+impl<R: Resource> Job<R> {
     fn answer(&mut self, result: AppResult<Outcome>) {
         if let Some(reply) = self.reply.take() {
             // The client may have gone; the write stands either way.
@@ -90,34 +105,60 @@ impl Job {
     }
 
     fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.orders
+        self.inputs
             .iter()
-            .map(|o| (self.account.as_str(), o.external_id.as_str()))
+            .map(|input| (self.account.as_str(), R::external_id(input)))
     }
 }
 
-/// Handle to the writer's lanes.
-#[derive(Clone, Debug)]
-pub struct OrderWriter {
-    small: Lane,
-    large: Lane,
+/// Handle to the writer's lanes for the resource `R`.
+pub struct Writer<R: Resource> {
+    small: Lane<R>,
+    large: Lane<R>,
     /// Test-only fault switch: the lanes panic while it is set.
     fault: Arc<AtomicBool>,
 }
 
-#[derive(Clone, Debug)]
-struct Lane {
+impl<R: Resource> Clone for Writer<R> {
+    fn clone(&self) -> Self {
+        Self {
+            small: self.small.clone(),
+            large: self.large.clone(),
+            fault: self.fault.clone(),
+        }
+    }
+}
+
+impl<R: Resource> std::fmt::Debug for Writer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("resource", &R::NAME)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+struct Lane<R: Resource> {
     /// Unbounded, because admission bounds what is queued: every job holds
     /// a ticket.
-    queue: mpsc::UnboundedSender<Job>,
+    queue: mpsc::UnboundedSender<Job<R>>,
     running: Arc<AtomicBool>,
 }
 
-impl Lane {
+impl<R: Resource> Clone for Lane<R> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            running: self.running.clone(),
+        }
+    }
+}
+
+impl<R: Resource> Lane<R> {
     fn start(db: &Db, idempotency: &Idempotency, fault: &Arc<AtomicBool>) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicBool::new(true));
-        tokio::spawn(supervise(
+        tokio::spawn(supervise::<R>(
             Arc::new(Mutex::new(jobs)),
             db.clone(),
             idempotency.clone(),
@@ -129,9 +170,9 @@ impl Lane {
 }
 
 /// The queue outlives a writer task that panics.
-type Jobs = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
+type Jobs<R> = Arc<Mutex<mpsc::UnboundedReceiver<Job<R>>>>;
 
-impl OrderWriter {
+impl<R: Resource> Writer<R> {
     /// Starts the supervised lanes on the current runtime.
     pub fn start(db: Db, idempotency: Idempotency) -> Self {
         let fault = Arc::new(AtomicBool::new(false));
@@ -154,7 +195,7 @@ impl OrderWriter {
         if self.is_running() {
             Ok(())
         } else {
-            Err(AppError::Unavailable("the order writer is restarting"))
+            Err(AppError::Unavailable("the writer is restarting"))
         }
     }
 
@@ -165,54 +206,47 @@ impl OrderWriter {
         self.fault.store(on, Ordering::Release);
     }
 
-    /// Queues a sync and waits for its outcome.
+    /// Queues a sync and waits for its outcome. The claim and the ticket
+    /// are held until the write has ended, even when the caller has gone.
     pub async fn write(
         &self,
         account: &str,
-        orders: Vec<OrderInput>,
+        inputs: Vec<R::Input>,
         idem: Option<Idempotent>,
-        render: Render<Order>,
         claim: Option<InFlightGuard>,
         ticket: Ticket,
     ) -> AppResult<Outcome> {
-        // Computed here, not on the writer task, which all syncs share.
-        let totals = orders
-            .iter()
-            .map(OrderInput::total)
-            .collect::<AppResult<Vec<_>>>()?;
-        let hashes = orders.iter().map(OrderInput::content_hash).collect();
+        let prepared = R::prepare(&inputs)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             account: account.to_owned(),
-            orders,
-            totals,
-            hashes,
+            inputs,
+            prepared,
             idem,
-            render,
-            claim,
+            _claim: claim,
             _ticket: ticket,
             reply: Some(reply),
         };
-        let lane = if job.orders.len() > LARGE_JOB_ORDERS {
+        let lane = if job.inputs.len() > LARGE_JOB_ITEMS {
             &self.large
         } else {
             &self.small
         };
         lane.queue
             .send(job)
-            .map_err(|_| AppError::Unavailable("the order writer has stopped"))?;
+            .map_err(|_| AppError::Unavailable("the writer has stopped"))?;
         // A reply dropped unanswered: the writer panicked and its
         // transaction rolled back.
         answer
             .await
-            .map_err(|_| AppError::Unavailable("the order writer failed; nothing was written"))?
+            .map_err(|_| AppError::Unavailable("the writer failed; nothing was written"))?
     }
 }
 
 /// Runs writer tasks one after another: a task that panics is replaced
 /// after a pause, and the queue it left goes on being served.
-async fn supervise(
-    jobs: Jobs,
+async fn supervise<R: Resource>(
+    jobs: Jobs<R>,
     db: Db,
     idempotency: Idempotency,
     running: Arc<AtomicBool>,
@@ -221,7 +255,7 @@ async fn supervise(
     let mut pause = RESTART_PAUSE;
     loop {
         let started = tokio::time::Instant::now();
-        let task = tokio::spawn(run(
+        let task = tokio::spawn(run::<R>(
             jobs.clone(),
             db.clone(),
             idempotency.clone(),
@@ -235,7 +269,7 @@ async fn supervise(
                 if started.elapsed() > RESTART_PAUSE_MAX * 5 {
                     pause = RESTART_PAUSE;
                 }
-                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "order writer failed; restarting");
+                tracing::error!(error = %e, resource = R::NAME, pause_ms = pause.as_millis() as u64, "writer failed; restarting");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RESTART_PAUSE_MAX);
             }
@@ -245,12 +279,12 @@ async fn supervise(
 
 fn check_fault(fault: &AtomicBool) {
     if fault.load(Ordering::Acquire) {
-        panic!("injected order writer fault");
+        panic!("injected writer fault");
     }
 }
 
-async fn run(
-    jobs: Jobs,
+async fn run<R: Resource>(
+    jobs: Jobs<R>,
     db: Db,
     idempotency: Idempotency,
     running: Arc<AtomicBool>,
@@ -259,7 +293,7 @@ async fn run(
     let mut jobs = jobs.lock().await;
     check_fault(&fault);
     running.store(true, Ordering::Release);
-    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut pending: VecDeque<Job<R>> = VecDeque::new();
     loop {
         if pending.is_empty() {
             match jobs.recv().await {
@@ -282,27 +316,27 @@ async fn run(
 /// The next batch: jobs in arrival order, skipping (for now) any job that
 /// shares an external ID with an earlier job still pending, and every
 /// large job after the first.
-fn take_batch(pending: &mut VecDeque<Job>) -> Vec<Job> {
+fn take_batch<R: Resource>(pending: &mut VecDeque<Job<R>>) -> Vec<Job<R>> {
     let mut taken_keys: HashSet<(String, String)> = HashSet::new();
     let mut blocked_keys: HashSet<(String, String)> = HashSet::new();
     let (mut batch, mut rest) = (Vec::new(), VecDeque::new());
-    let mut orders = 0;
+    let mut items = 0;
     let mut large_taken = false;
     while let Some(job) = pending.pop_front() {
         let keys: Vec<(String, String)> = job
             .keys()
             .map(|(a, e)| (a.to_owned(), e.to_owned()))
             .collect();
-        let large = job.orders.len() > LARGE_JOB_ORDERS;
+        let large = job.inputs.len() > LARGE_JOB_ITEMS;
         let fits = batch.is_empty()
             || (batch.len() < MAX_BATCH_JOBS
-                && orders + job.orders.len() <= MAX_BATCH_ORDERS
+                && items + job.inputs.len() <= MAX_BATCH_ITEMS
                 && !(large && large_taken));
         let clashes = keys
             .iter()
             .any(|k| taken_keys.contains(k) || blocked_keys.contains(k));
         if fits && !clashes {
-            orders += job.orders.len();
+            items += job.inputs.len();
             large_taken |= large;
             taken_keys.extend(keys);
             batch.push(job);
@@ -315,7 +349,7 @@ fn take_batch(pending: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-async fn write_and_answer(db: &Db, idempotency: &Idempotency, mut batch: Vec<Job>) {
+async fn write_and_answer<R: Resource>(db: &Db, idempotency: &Idempotency, mut batch: Vec<Job<R>>) {
     match write_retrying(db, idempotency, &batch).await {
         Ok(outcomes) => {
             for (job, outcome) in batch.iter_mut().zip(outcomes) {
@@ -335,10 +369,10 @@ async fn write_and_answer(db: &Db, idempotency: &Idempotency, mut batch: Vec<Job
     }
 }
 
-async fn write_retrying(
+async fn write_retrying<R: Resource>(
     db: &Db,
     idempotency: &Idempotency,
-    batch: &[Job],
+    batch: &[Job<R>],
 ) -> AppResult<Vec<AppResult<Outcome>>> {
     let mut attempts = 1;
     loop {
@@ -352,10 +386,10 @@ async fn write_retrying(
 /// Writes every job of `batch` in one transaction; per job, its outcome
 /// (a replay or refusal decided by the idempotency recheck, or the stored
 /// response of its write).
-async fn write_batch(
+async fn write_batch<R: Resource>(
     db: &Db,
     idempotency: &Idempotency,
-    batch: &[Job],
+    batch: &[Job<R>],
 ) -> AppResult<Vec<AppResult<Outcome>>> {
     let txn = db.begin_write().await?;
     let requests: Vec<(&str, Option<&Idempotent>)> = batch
@@ -376,9 +410,8 @@ async fn write_batch(
         .filter(|&i| outcomes[i].is_none())
         .collect();
 
-    // One upsert per account (a batch nearly always has one), then one
-    // replacement of all lines.
-    let mut ids: Vec<Vec<(String, Written)>> = vec![Vec::new(); batch.len()];
+    // One write per account (a batch nearly always has one).
+    let mut bodies: Vec<(usize, String)> = Vec::with_capacity(active.len());
     let mut accounts: Vec<&str> = active.iter().map(|&i| batch[i].account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
@@ -388,43 +421,12 @@ async fn write_batch(
             .copied()
             .filter(|&i| batch[i].account == account)
             .collect();
-        let rows: Vec<OrderRow<'_>> = jobs
+        let syncs: Vec<(&[R::Input], &R::Prepared)> = jobs
             .iter()
-            .flat_map(|&i| {
-                let job = &batch[i];
-                job.orders
-                    .iter()
-                    .zip(&job.totals)
-                    .zip(&job.hashes)
-                    .map(|((o, total), hash)| o.row(total, hash))
-            })
+            .map(|&i| (batch[i].inputs.as_slice(), &batch[i].prepared))
             .collect();
-        let mut stored = db::orders::upsert(&*txn, account, &rows).await?.into_iter();
-        for &i in &jobs {
-            ids[i] = stored.by_ref().take(batch[i].orders.len()).collect();
-        }
-    }
-    let lines: Vec<Vec<LineRow<'_>>> = active
-        .iter()
-        .flat_map(|&i| batch[i].orders.iter().map(OrderInput::line_rows))
-        .collect();
-    let all_ids: Vec<(String, Written)> = active
-        .iter()
-        .flat_map(|&i| ids[i].iter().cloned())
-        .collect();
-    db::orders::replace_lines(&*txn, &lines, &all_ids).await?;
-
-    let mut bodies: Vec<(usize, String)> = Vec::with_capacity(active.len());
-    for &i in &active {
-        let job = &batch[i];
-        let synced: Vec<Order> = job
-            .orders
-            .iter()
-            .zip(&ids[i])
-            .zip(&job.totals)
-            .map(|((input, (id, _)), total)| input.to_order(id.clone(), &job.account, *total))
-            .collect();
-        bodies.push((i, (job.render)(&synced)));
+        let written = R::write(&txn, account, &syncs).await?;
+        bodies.extend(jobs.into_iter().zip(written));
     }
     let responses: Vec<(&str, Option<&Idempotent>, &str)> = bodies
         .iter()
@@ -440,9 +442,10 @@ async fn write_batch(
     txn.commit().await?;
     completion.committed();
     tracing::debug!(
+        resource = R::NAME,
         jobs = batch.len(),
-        orders = lines.len(),
-        "order batch committed"
+        written = bodies.len(),
+        "batch committed"
     );
     for (i, body) in bodies {
         outcomes[i] = Some(Ok(Outcome {

@@ -33,6 +33,10 @@ use serde_json::{Value, json};
 
 #[path = "support/flood.rs"]
 mod flood;
+#[path = "support/scripts.rs"]
+mod scripts;
+
+use scripts::{S1, S2, S3, S3U, S4, S5, lua_common};
 
 const PRODUCTS: usize = 200;
 const SEEDED_ORDERS: usize = 10_000;
@@ -470,86 +474,3 @@ fn machine() -> Value {
         .unwrap_or_default();
     json!({"cpus": cpus, "cpu": model})
 }
-
-/// Data every script shares: the key, product and order IDs, helpers.
-fn lua_common(key: &str, products: &[String], orders: &[String], replay_body: &Value) -> String {
-    let quote = |v: &[String]| {
-        v.iter()
-            .map(|s| format!("\"{s}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    format!(
-        r#"
-key = "{key}"
-products = {{{}}}
-orders = {{{}}}
-replay_body = [[{}]]
-counter = 0
-math.randomseed(os.time())
-tid = tostring(math.random(1, 1000000000))
-function setup(thread)
-  thread:set("tid", tostring(math.random(1, 1000000000)))
-end
-function product(i) return products[(i % #products) + 1] end
-function order(ext, i, q)
-  return string.format('{{"externalId":"%s","destinationCountry":"US","destinationRegion":"CA","items":[{{"productId":"%s","quantity":%d,"unitValueUsd":10.5}},{{"productId":"%s","quantity":2,"unitValueUsd":3}},{{"productId":"%s","quantity":3,"unitValueUsd":0.99}}]}}', ext, product(i), q, product(i + 1), product(i + 2))
-end
-function sync(body, idem)
-  local headers = {{["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json", ["Idempotency-Key"] = idem}}
-  return wrk.format("POST", "/api/orders/sync", headers, '{{"accountId":"acc_load","items":[' .. body .. ']}}')
-end
-"#,
-        quote(products),
-        quote(orders),
-        replay_body["items"][0]
-    )
-}
-
-const S1: &str = r#"
-request = function()
-  counter = counter + 1
-  local ext = "s1-" .. tid .. "-" .. counter
-  return sync(order(ext, counter, 1), "k-" .. ext)
-end
-"#;
-
-const S2: &str = r#"
-request = function()
-  counter = counter + 1
-  local parts = {}
-  for i = 1, 1000 do
-    parts[i] = order("s2-" .. tid .. "-" .. counter .. "-" .. i, i, 1)
-  end
-  return sync(table.concat(parts, ","), "k-s2-" .. tid .. "-" .. counter)
-end
-"#;
-
-const S3: &str = r#"
-request = function()
-  counter = counter + 1
-  local i = math.random(0, 9999)
-  return sync(order(string.format("seed-%05d", i), i, 2 + counter), "k-s3-" .. tid .. "-" .. counter)
-end
-"#;
-
-const S3U: &str = r#"
-request = function()
-  counter = counter + 1
-  local i = math.random(0, 9999)
-  return sync(order(string.format("seed-%05d", i), i, 1), "k-s3u-" .. tid .. "-" .. counter)
-end
-"#;
-
-const S4: &str = r#"
-request = function()
-  return sync(replay_body, "bench-replay-1")
-end
-"#;
-
-const S5: &str = r#"
-request = function()
-  local id = orders[math.random(1, #orders)]
-  return wrk.format("GET", "/api/orders/" .. id, {["Authorization"] = "Bearer " .. key})
-end
-"#;

@@ -162,9 +162,8 @@ impl Default for ServeArgs {
     }
 }
 
-/// Twice the CPU cores: measured on 2 cores, 4 connections serve as many
-/// requests as 8 or 24 (the cores, not the pool, are the limit) with less
-/// memory.
+/// Twice the CPU cores: the cores, not the connections, bound the
+/// throughput, and fewer connections hold less memory.
 pub fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     u32::try_from(cores * 2).unwrap_or(u32::MAX).max(2)

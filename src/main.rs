@@ -12,8 +12,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Two arenas shared by all threads; freed pages go back to the OS after
 /// half a second, from jemalloc's own background thread; per-thread caches
-/// only for objects up to 4 KiB (5 s of S1 then S2: peak 64.8 → 55.3 MB at
-/// the same speed; a full 8 s run still peaked at 64.4 MB in S2).
+/// only for small objects, so that a large batch's memory is not kept per
+/// thread (README, "Performance").
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "malloc_conf")]
 pub static malloc_conf: &[u8; 85] =

@@ -22,8 +22,8 @@ use tracing::Instrument;
 use crate::{
     api::{
         self,
+        body::BodyLimit,
         error::{envelope, panic_response},
-        validation::BodyLimit,
     },
     config::Settings,
     db::Db,

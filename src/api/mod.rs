@@ -1,12 +1,15 @@
 //! The HTTP contract: poem-openapi types and thin handlers. The served spec
 //! is generated from these types.
 
+pub mod body;
+mod envelope;
 pub mod error;
 pub mod health;
 pub mod orders;
 pub mod pagination;
 pub mod payload;
 pub mod products;
+mod resource;
 pub mod types;
 pub mod validation;
 
@@ -18,8 +21,8 @@ use serde_json::Value;
 
 use crate::{
     api::{
+        body::{SyncBody, ValidatedJson},
         error::{ApiError, rate_limit_policy, rate_limit_state},
-        validation::{SyncBody, ValidatedJson},
     },
     domain::{self, admission::Ticket},
     state::AppState,

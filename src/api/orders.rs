@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    Object, OpenApi,
     param::{Header, Path, Query},
     payload::Json,
     types::Example,
@@ -12,12 +12,12 @@ use serde_json::Value;
 use crate::{
     api::{
         ApiTags,
+        body::SyncBody,
         error::{ApiError, GetError, ListError},
         pagination::default_limit,
-        payload::JsonText,
+        resource::resource_responses,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader, Metadata, Quantity, UnitValueUsd, Usd},
-        validation::SyncBody,
     },
     auth::ApiKeyAuth,
     domain::{self, money},
@@ -119,55 +119,18 @@ pub struct SyncOrdersResult {
     pub data: Vec<OrderView>,
 }
 
-#[derive(ApiResponse)]
-pub enum SyncOrdersResponse {
+resource_responses! {
     /// Every order was created or updated, in one transaction (an order
     /// whose content is unchanged is left as it is, and answered the same
-    /// way). With an
-    /// idempotency key, a retry of the same request gets this same response
-    /// again, byte for byte, and writes nothing.
-    #[oai(status = 200)]
-    Ok(
-        JsonText<SyncOrdersResult>,
-        /// `true` when this is the stored response of an earlier request with
-        /// the same idempotency key; absent on a first execution.
-        #[oai(header = "Idempotent-Replayed")]
-        Option<bool>,
-        /// The account's share of in-flight work in this process:
-        /// `"inflight";q=<bytes>;qu="content-bytes"` (IETF RateLimit header
-        /// fields draft).
-        #[oai(header = "RateLimit-Policy")]
-        Option<String>,
-        /// What was left of the share once this request was admitted:
-        /// `"inflight";r=<bytes>`.
-        #[oai(header = "RateLimit")]
-        Option<String>,
-    ),
-}
-
-/// A page of orders.
-#[derive(Object, Debug)]
-#[oai(rename_all = "camelCase")]
-pub struct OrderList {
-    /// Orders in a stable order (by ID).
-    pub data: Vec<OrderView>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(ApiResponse)]
-pub enum GetOrderResponse {
+    /// way). With an idempotency key, a retry of the same request gets this
+    /// same response again, byte for byte, and writes nothing.
+    sync: SyncOrdersResponse(SyncOrdersResult),
+    /// A page of orders.
+    page: OrderList(OrderView),
     /// The order, in the sync response's shape.
-    #[oai(status = 200)]
-    Ok(Json<OrderView>),
-}
-
-#[derive(ApiResponse)]
-pub enum ListOrdersResponse {
+    get: GetOrderResponse,
     /// One page of orders.
-    #[oai(status = 200)]
-    Ok(Json<OrderList>),
+    list: ListOrdersResponse,
 }
 
 pub struct OrdersApi;
@@ -192,13 +155,11 @@ impl OrdersApi {
         req: &poem::Request,
         body: SyncBody<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
-        let synced = run_sync::<domain::orders::Orders, _>(&state, &auth.0, req, body).await?;
-        Ok(SyncOrdersResponse::Ok(
-            JsonText::from_text(synced.body),
-            synced.replayed,
-            synced.rate_limit_policy,
-            synced.rate_limit,
-        ))
+        Ok(
+            run_sync::<domain::orders::Orders, _>(&state, &auth.0, req, body)
+                .await?
+                .into(),
+        )
     }
 
     /// Get an order
@@ -244,7 +205,7 @@ impl OrdersApi {
             validator(minimum(value = "1"), maximum(value = "200"))
         )]
         limit: Query<u64>,
-        /// The `nextCursor` of the previous page (opaque).
+        /// The `nextCursor` of the previous page: the ID of its last item.
         #[oai(validator(pattern = "^ord_[A-Za-z0-9_]{1,60}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListOrdersResponse, ListError> {

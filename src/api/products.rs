@@ -1,7 +1,7 @@
 //! `/api/products`: the sync endpoint and its wire types.
 
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    Object, OpenApi,
     param::{Header, Path, Query},
     payload::Json,
     types::Example,
@@ -10,12 +10,12 @@ use poem_openapi::{
 use crate::{
     api::{
         ApiTags,
+        body::SyncBody,
         error::{ApiError, GetError, ListError},
         pagination::default_limit,
-        payload::JsonText,
+        resource::resource_responses,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader},
-        validation::SyncBody,
     },
     auth::ApiKeyAuth,
     domain,
@@ -94,53 +94,17 @@ pub struct SyncProductsResult {
     pub data: Vec<ProductView>,
 }
 
-#[derive(ApiResponse)]
-pub enum SyncProductsResponse {
+resource_responses! {
     /// Every product was created or updated, in one transaction. With an
     /// idempotency key, a retry of the same request gets this same response
     /// again, byte for byte, and writes nothing.
-    #[oai(status = 200)]
-    Ok(
-        JsonText<SyncProductsResult>,
-        /// `true` when this is the stored response of an earlier request with
-        /// the same idempotency key; absent on a first execution.
-        #[oai(header = "Idempotent-Replayed")]
-        Option<bool>,
-        /// The account's share of in-flight work in this process:
-        /// `"inflight";q=<bytes>;qu="content-bytes"` (IETF RateLimit header
-        /// fields draft).
-        #[oai(header = "RateLimit-Policy")]
-        Option<String>,
-        /// What was left of the share once this request was admitted:
-        /// `"inflight";r=<bytes>`.
-        #[oai(header = "RateLimit")]
-        Option<String>,
-    ),
-}
-
-/// A page of products.
-#[derive(Object, Debug)]
-#[oai(rename_all = "camelCase")]
-pub struct ProductList {
-    /// Products in a stable order (by ID).
-    pub data: Vec<ProductView>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    #[oai(nullable)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(ApiResponse)]
-pub enum GetProductResponse {
+    sync: SyncProductsResponse(SyncProductsResult),
+    /// A page of products.
+    page: ProductList(ProductView),
     /// The product, in the sync response's shape.
-    #[oai(status = 200)]
-    Ok(Json<ProductView>),
-}
-
-#[derive(ApiResponse)]
-pub enum ListProductsResponse {
+    get: GetProductResponse,
     /// One page of products.
-    #[oai(status = 200)]
-    Ok(Json<ProductList>),
+    list: ListProductsResponse,
 }
 
 pub struct ProductsApi;
@@ -164,13 +128,11 @@ impl ProductsApi {
         req: &poem::Request,
         body: SyncBody<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
-        let synced = run_sync::<domain::products::Products, _>(&state, &auth.0, req, body).await?;
-        Ok(SyncProductsResponse::Ok(
-            JsonText::from_text(synced.body),
-            synced.replayed,
-            synced.rate_limit_policy,
-            synced.rate_limit,
-        ))
+        Ok(
+            run_sync::<domain::products::Products, _>(&state, &auth.0, req, body)
+                .await?
+                .into(),
+        )
     }
 
     /// Get a product
@@ -208,7 +170,7 @@ impl ProductsApi {
             validator(minimum(value = "1"), maximum(value = "200"))
         )]
         limit: Query<u64>,
-        /// The `nextCursor` of the previous page (opaque).
+        /// The `nextCursor` of the previous page: the ID of its last item.
         #[oai(validator(pattern = "^prod_[A-Za-z0-9_]{1,60}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListProductsResponse, ListError> {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admission;
+mod group_commit;
 pub mod idempotency;
 pub mod money;
 pub mod orders;

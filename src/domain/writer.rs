@@ -5,14 +5,15 @@
 //! every statement is a round trip to the driver's thread). The writer task
 //! takes every sync queued while the previous batch ran and writes them in
 //! one transaction ([`Resource::write`]: for orders, one upsert of all
-//! their orders and one replacement of all their lines), one commit. Each request stays atomic (its writes and its
+//! their orders and one replacement of all their lines), one commit (see
+//! `group_commit.rs`). Each request stays atomic (its writes and its
 //! idempotency record commit together, or not at all); if a batch fails,
 //! its syncs are written again one by one, so one request never fails
 //! because of another. Syncs that share an external ID are never in one
 //! batch: the later one waits for the next, keeping arrival order.
 //!
 //! Syncs go through one of two lanes, each a task of its own: small syncs
-//! (at most [`LARGE_JOB_ORDERS`] orders) and large ones, one large sync per
+//! (at most [`LARGE_JOB_ITEMS`] items) and large ones, one large sync per
 //! transaction. A single-order sync then never queues behind a batch of
 //! thousands of orders, however many one account sends: on PostgreSQL the
 //! lanes write side by side; on SQLite, whose file has one writer, a small
@@ -23,10 +24,10 @@
 //! Each lane is supervised: if its task panics, its batch is rolled back,
 //! the syncs it held are answered 503 (nothing written, keys free), and a
 //! new task takes over the queue after a pause. Meanwhile
-//! [`OrderWriter::is_running`] is false, which `/readyz` reports.
+//! [`Writer::is_running`] is false, which `/readyz` reports.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -41,8 +42,8 @@ use crate::{
     db::Db,
     domain::{
         admission::Ticket,
+        group_commit,
         idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
-        should_retry,
     },
     error::{AppError, AppResult},
 };
@@ -71,8 +72,8 @@ pub trait Resource: Send + Sync + 'static {
 }
 
 /// Most syncs, and most items, written in one transaction.
-const MAX_BATCH_JOBS: usize = 64;
-const MAX_BATCH_ITEMS: usize = 5_000;
+pub(super) const MAX_BATCH_JOBS: usize = 64;
+pub(super) const MAX_BATCH_ITEMS: usize = 5_000;
 /// A sync of more items than this is large: one per batch.
 pub const LARGE_JOB_ITEMS: usize = 100;
 
@@ -82,11 +83,11 @@ const RESTART_PAUSE: Duration = Duration::from_millis(50);
 const RESTART_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// One sync request, validated and claimed, waiting to be written.
-struct Job<R: Resource> {
-    account: String,
-    inputs: Vec<R::Input>,
-    prepared: R::Prepared,
-    idem: Option<Idempotent>,
+pub(super) struct Job<R: Resource> {
+    pub(super) account: String,
+    pub(super) inputs: Vec<R::Input>,
+    pub(super) prepared: R::Prepared,
+    pub(super) idem: Option<Idempotent>,
     /// Holds the idempotency key in flight until the write ends, even when
     /// the client has gone.
     _claim: Option<InFlightGuard>,
@@ -97,14 +98,14 @@ struct Job<R: Resource> {
 }
 
 impl<R: Resource> Job<R> {
-    fn answer(&mut self, result: AppResult<Outcome>) {
+    pub(super) fn answer(&mut self, result: AppResult<Outcome>) {
         if let Some(reply) = self.reply.take() {
             // The client may have gone; the write stands either way.
             let _ = reply.send(result);
         }
     }
 
-    fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(super) fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
         self.inputs
             .iter()
             .map(|input| (self.account.as_str(), R::external_id(input)))
@@ -308,153 +309,7 @@ async fn run<R: Resource>(
             }
         }
         check_fault(&fault);
-        let batch = take_batch(&mut pending);
-        write_and_answer(&db, &idempotency, batch).await;
+        let batch = group_commit::take_batch(&mut pending);
+        group_commit::write_and_answer(&db, &idempotency, batch).await;
     }
-}
-
-/// The next batch: jobs in arrival order, skipping (for now) any job that
-/// shares an external ID with an earlier job still pending, and every
-/// large job after the first.
-fn take_batch<R: Resource>(pending: &mut VecDeque<Job<R>>) -> Vec<Job<R>> {
-    let mut taken_keys: HashSet<(String, String)> = HashSet::new();
-    let mut blocked_keys: HashSet<(String, String)> = HashSet::new();
-    let (mut batch, mut rest) = (Vec::new(), VecDeque::new());
-    let mut items = 0;
-    let mut large_taken = false;
-    while let Some(job) = pending.pop_front() {
-        let keys: Vec<(String, String)> = job
-            .keys()
-            .map(|(a, e)| (a.to_owned(), e.to_owned()))
-            .collect();
-        let large = job.inputs.len() > LARGE_JOB_ITEMS;
-        let fits = batch.is_empty()
-            || (batch.len() < MAX_BATCH_JOBS
-                && items + job.inputs.len() <= MAX_BATCH_ITEMS
-                && !(large && large_taken));
-        let clashes = keys
-            .iter()
-            .any(|k| taken_keys.contains(k) || blocked_keys.contains(k));
-        if fits && !clashes {
-            items += job.inputs.len();
-            large_taken |= large;
-            taken_keys.extend(keys);
-            batch.push(job);
-        } else {
-            blocked_keys.extend(keys);
-            rest.push_back(job);
-        }
-    }
-    *pending = rest;
-    batch
-}
-
-async fn write_and_answer<R: Resource>(db: &Db, idempotency: &Idempotency, mut batch: Vec<Job<R>>) {
-    match write_retrying(db, idempotency, &batch).await {
-        Ok(outcomes) => {
-            for (job, outcome) in batch.iter_mut().zip(outcomes) {
-                job.answer(outcome);
-            }
-        }
-        Err(err) if batch.len() == 1 => batch[0].answer(Err(err)),
-        Err(err) => {
-            tracing::warn!(error = %err, jobs = batch.len(), "batch failed; writing its syncs one by one");
-            for job in batch {
-                let mut alone = vec![job];
-                let result = write_retrying(db, idempotency, &alone).await;
-                alone[0]
-                    .answer(result.and_then(|mut outcomes| outcomes.pop().expect("one outcome")));
-            }
-        }
-    }
-}
-
-async fn write_retrying<R: Resource>(
-    db: &Db,
-    idempotency: &Idempotency,
-    batch: &[Job<R>],
-) -> AppResult<Vec<AppResult<Outcome>>> {
-    let mut attempts = 1;
-    loop {
-        match write_batch(db, idempotency, batch).await {
-            Err(e) if should_retry(&e, &mut attempts).await => continue,
-            result => return result,
-        }
-    }
-}
-
-/// Writes every job of `batch` in one transaction; per job, its outcome
-/// (a replay or refusal decided by the idempotency recheck, or the stored
-/// response of its write).
-async fn write_batch<R: Resource>(
-    db: &Db,
-    idempotency: &Idempotency,
-    batch: &[Job<R>],
-) -> AppResult<Vec<AppResult<Outcome>>> {
-    let txn = db.begin_write().await?;
-    let requests: Vec<(&str, Option<&Idempotent>)> = batch
-        .iter()
-        .map(|job| (job.account.as_str(), job.idem.as_ref()))
-        .collect();
-    let mut outcomes: Vec<Option<AppResult<Outcome>>> = idempotency
-        .recheck(&*txn, &requests)
-        .await?
-        .into_iter()
-        .map(|checked| match checked {
-            Ok(None) => None,
-            Ok(Some(replay)) => Some(Ok(replay)),
-            Err(refused) => Some(Err(refused)),
-        })
-        .collect();
-    let active: Vec<usize> = (0..batch.len())
-        .filter(|&i| outcomes[i].is_none())
-        .collect();
-
-    // One write per account (a batch nearly always has one).
-    let mut bodies: Vec<(usize, String)> = Vec::with_capacity(active.len());
-    let mut accounts: Vec<&str> = active.iter().map(|&i| batch[i].account.as_str()).collect();
-    accounts.sort_unstable();
-    accounts.dedup();
-    for account in accounts {
-        let jobs: Vec<usize> = active
-            .iter()
-            .copied()
-            .filter(|&i| batch[i].account == account)
-            .collect();
-        let syncs: Vec<(&[R::Input], &R::Prepared)> = jobs
-            .iter()
-            .map(|&i| (batch[i].inputs.as_slice(), &batch[i].prepared))
-            .collect();
-        let written = R::write(&txn, account, &syncs).await?;
-        bodies.extend(jobs.into_iter().zip(written));
-    }
-    let responses: Vec<(&str, Option<&Idempotent>, &str)> = bodies
-        .iter()
-        .map(|(i, body)| {
-            (
-                batch[*i].account.as_str(),
-                batch[*i].idem.as_ref(),
-                body.as_str(),
-            )
-        })
-        .collect();
-    let completion = idempotency.complete(&*txn, &responses).await?;
-    txn.commit().await?;
-    completion.committed();
-    tracing::debug!(
-        resource = R::NAME,
-        jobs = batch.len(),
-        written = bodies.len(),
-        "batch committed"
-    );
-    for (i, body) in bodies {
-        outcomes[i] = Some(Ok(Outcome {
-            body,
-            replayed: false,
-        }));
-    }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.expect("every job has an outcome"))
-        .collect())
 }

@@ -16,3 +16,4 @@ mod overload;
 mod products;
 mod reads;
 mod sdk_rust;
+mod server_process;

@@ -94,7 +94,12 @@ impl Held {
 
     fn take(&mut self, account: &str, weight: u64) {
         self.total += weight;
-        *self.accounts.entry(account.to_owned()).or_default() += weight;
+        match self.accounts.get_mut(account) {
+            Some(own) => *own += weight,
+            None => {
+                self.accounts.insert(account.to_owned(), weight);
+            }
+        }
     }
 
     /// Counts one more waiter of `account`, unless it has its fill.
@@ -269,13 +274,16 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admission
-            .0
-            .held
-            .lock()
-            .expect("admission state")
-            .give_back(&self.account, self.weight);
-        self.admission.0.released.notify_waiters();
+        let anyone_waiting = {
+            let mut held = self.admission.0.held.lock().expect("admission state");
+            held.give_back(&self.account, self.weight);
+            // Waiters register under this lock before they wait, so none
+            // can be missed.
+            !held.waiting.is_empty()
+        };
+        if anyone_waiting {
+            self.admission.0.released.notify_waiters();
+        }
     }
 }
 

@@ -63,7 +63,9 @@ pub trait SyncBody<I> {
 /// Runs a sync of `R` for `account`. `idempotency_header` is the raw
 /// `Idempotency-Key` header; `ticket` is the request's room in the
 /// process's budgets, held until the write has ended.
-#[tracing::instrument(skip_all, fields(account_id = %account, operation = R::OPERATION))]
+// A debug span: at the default level it costs nothing per request (replays
+// included); the request's own info span names the account already.
+#[tracing::instrument(level = "debug", skip_all, fields(operation = R::OPERATION))]
 pub async fn sync<R: Syncable>(
     state: &AppState,
     account: &str,
@@ -107,6 +109,7 @@ pub async fn sync<R: Syncable>(
         Claim::Held(claim) => claim,
         Claim::Replay(outcome) => return Ok(outcome),
     };
+    tracing::debug!("sync claimed");
     writer.write(account, inputs, idem, claim, ticket).await
 }
 

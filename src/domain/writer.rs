@@ -278,6 +278,17 @@ async fn supervise<R: Resource>(
     }
 }
 
+/// Marks a lane as not running when its task panics.
+struct DownOnPanic(Arc<AtomicBool>);
+
+impl Drop for DownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+}
+
 fn check_fault(fault: &AtomicBool) {
     if fault.load(Ordering::Acquire) {
         panic!("injected writer fault");
@@ -295,6 +306,9 @@ async fn run<R: Resource>(
     check_fault(&fault);
     running.store(true, Ordering::Release);
     let mut pending: VecDeque<Job<R>> = VecDeque::new();
+    // Dropped before `pending` when a panic unwinds: readiness is false
+    // before the syncs this task held are answered.
+    let _down_on_panic = DownOnPanic(running);
     loop {
         if pending.is_empty() {
             match jobs.recv().await {

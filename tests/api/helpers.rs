@@ -352,6 +352,26 @@ impl TestApp {
         rows
     }
 
+    /// An instant after every order's `updated_at`, read from the clock
+    /// once it has passed them.
+    pub async fn instant_after_last_write(&self) -> chrono::DateTime<chrono::Utc> {
+        let last = orders::Entity::find()
+            .all(self.state.db.conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.updated_at.to_utc())
+            .max()
+            .unwrap_or_default();
+        loop {
+            let now = chrono::Utc::now();
+            if now > last {
+                return now;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Row IDs of every stored line: a line that is rewritten gets a new one.
     pub async fn line_ids(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = order_items::Entity::find()
@@ -394,12 +414,20 @@ impl TestApp {
         }
     }
 
-    /// Waits until some request holds an idempotency lock: on PostgreSQL, an
-    /// advisory lock is granted; on SQLite (in-process claim, invisible from
-    /// outside) a fixed pause.
+    /// Waits until some request of this app holds an idempotency key: on
+    /// PostgreSQL, an advisory lock is granted (the write transaction has
+    /// begun); on SQLite, the key is in this process's in-flight set.
     pub async fn wait_for_idempotency_lock(&self) {
         if self.state.db.backend() != sea_orm::DbBackend::Postgres {
-            return tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while self.state.idempotency.in_flight() == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no request holds a key"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            return;
         }
         let sql = "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted";
         for _ in 0..200 {

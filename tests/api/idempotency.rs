@@ -271,6 +271,7 @@ both_backends! {
         // on SQLite the file's write lock serialises them and B replays.
         let held = batch(vec![order("wms-order-1001", &[("prod_cap_002", "7", "1")])]);
         let blocker = app.block_writes("wms-order-1001").await;
+        let (claims_a, claims_b) = (a.claims(), b.claims());
         let on_a = tokio::spawn(post(&a, "two-3", &held));
         if app.state.db.backend() == sea_orm::DbBackend::Postgres {
             app.wait_for_idempotency_lock().await;
@@ -280,9 +281,9 @@ both_backends! {
             let (r, _) = ok_text(on_a.await.unwrap().unwrap()).await;
             assert!(!r);
         } else {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            a.wait_for_claim_after(claims_a).await;
             let on_b = tokio::spawn(post(&b, "two-3", &held));
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            b.wait_for_claim_after(claims_b).await;
             blocker.release().await;
             let (ra, ta) = ok_text(on_a.await.unwrap().unwrap()).await;
             let (rb, tb) = ok_text(on_b.await.unwrap().unwrap()).await;
@@ -292,6 +293,30 @@ both_backends! {
         let (r, text) = ok_text(post(&b, "two-3", &held).await.unwrap()).await;
         assert!(r);
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["data"][0]["items"][0]["quantity"], 7);
+    }
+}
+
+/// Waits until the demo account's `syncOrders` record under `key` is no
+/// longer live.
+async fn wait_until_expired(app: &TestApp, key: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = entrygo::domain::idempotency::now_ms();
+        let live = entrygo::db::idempotency::find_live_many(
+            app.state.db.conn(),
+            &[("acc_123", "syncOrders", key)],
+            now,
+        )
+        .await
+        .unwrap();
+        if live.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -306,7 +331,7 @@ async fn expired_keys_behave_as_new(backend: Backend) {
     assert!(replayed(
         &app.post_with_key(ORDERS, "short-lived", &body).await
     ));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    wait_until_expired(&app, "short-lived").await;
     // Expired: a different request under the same key executes.
     let mut changed = body.clone();
     changed["items"][0]["items"][0]["quantity"] = json!(4);
@@ -324,7 +349,7 @@ async fn expired_keys_behave_as_new(backend: Backend) {
     let resp = app.post_with_key(ORDERS, "short-lived", &body).await;
     assert_eq!(resp.status(), 422);
     // The purge removes expired records and keeps live ones.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    wait_until_expired(&app, "short-lived").await;
     assert!(!replayed(&app.post_with_key(ORDERS, "fresh", &body).await));
     let purged = entrygo::db::idempotency::purge_expired(
         app.state.db.conn(),

@@ -160,11 +160,14 @@ both_backends! {
                 .header("idempotency-key", "term").json(&body);
             async move { req.send().await }
         });
-        app.wait_for_idempotency_lock().await;
+        server.wait_for_claim_after(0).await;
         server.signal("TERM");
-        tokio::time::sleep(Duration::from_millis(300)).await;
         // No new connections are accepted…
-        assert!(app.client.get(format!("{}/healthz", server.address)).send().await.is_err());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while app.client.get(format!("{}/healthz", server.address)).send().await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still accepting after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         blocker.release().await;
         // …but the request in flight completes, and the process exits cleanly.
         let resp = in_flight.await.unwrap().expect("in-flight request answered");

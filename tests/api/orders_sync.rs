@@ -79,8 +79,7 @@ both_backends! {
         assert_eq!(first.status(), 200);
         let first = first.text().await.unwrap();
         let (versions, lines) = (app.order_versions().await, app.line_ids().await);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let since = app.instant_after_last_write().await.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
 
         // Same content, numbers spelled differently: the same answer, and
         // neither order nor line is rewritten.

@@ -177,7 +177,11 @@ crate::both_backends! {
         assert_eq!(header(&resp, "retry-after"), Some("1"));
         assert_eq!(body_json(resp).await["errorCode"], "SERVICE_UNAVAILABLE");
         // The writer keeps failing at each restart: not ready, syncs refused.
-        assert_eq!(ready(&app).await, 503);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while ready(&app).await != 503 {
+            assert!(tokio::time::Instant::now() < deadline, "still ready with a failed writer");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let resp = app.post_with_key("/api/orders/sync", "fault-1", &body).await;
         assert_eq!(resp.status(), 503);
         assert_eq!(app.order_count().await, 0);

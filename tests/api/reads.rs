@@ -108,9 +108,11 @@ both_backends! {
         let none = body_json(app.get("/api/orders?externalId=nope").await).await;
         assert_eq!(none, json!({"data": [], "nextCursor": null}));
 
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let since = chrono::Utc::now();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let since = app.instant_after_last_write().await;
+        // The re-sync below is stamped after `since`.
+        while chrono::Utc::now() <= since {
+            tokio::task::yield_now().await;
+        }
         let resync = batch(vec![order("old-0001", &[("prod_cap_002", "2", "1")])]);
         assert_eq!(app.sync_orders(&resync).await.status(), 200);
         let path = format!("/api/orders?updatedSince={}", since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));

@@ -1,12 +1,19 @@
 //! A real `entrygo serve` process, for what only a process shows (several
 //! instances on one database, signals).
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use serde_json::Value;
 
 /// A real `entrygo serve` process on the given database.
 pub struct ServerProcess {
     pub address: String,
     child: std::process::Child,
+    /// Syncs the process has claimed (its `sync claimed` log lines).
+    claims: Arc<AtomicUsize>,
 }
 
 impl ServerProcess {
@@ -15,7 +22,7 @@ impl ServerProcess {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_entrygo"))
             .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,entrygo::domain::sync=debug")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -31,11 +38,36 @@ impl ServerProcess {
                 break event["port"].as_u64().expect("port logged");
             }
         };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep draining the log so the server never blocks on a full pipe,
+        // counting the syncs it claims.
+        let claims = Arc::new(AtomicUsize::new(0));
+        let counted = claims.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if line.contains("\"sync claimed\"") {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
         Self {
             address: format!("http://127.0.0.1:{port}"),
             child,
+            claims,
+        }
+    }
+
+    /// Syncs claimed so far: each has passed every check and is on its way
+    /// to the writer.
+    pub fn claims(&self) -> usize {
+        self.claims.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the process has claimed more than `seen` syncs.
+    pub async fn wait_for_claim_after(&self, seen: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.claims() <= seen {
+            assert!(std::time::Instant::now() < deadline, "no sync was claimed");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 }

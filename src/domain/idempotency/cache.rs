@@ -37,6 +37,15 @@ impl Drop for InFlightGuard {
 }
 
 impl InFlight {
+    /// Keys being executed now.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("in-flight set").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn claim(&self, account: &str, idem: &Idempotent) -> AppResult<InFlightGuard> {
         let entry = scope(account, idem);
         if !self.0.lock().expect("in-flight set").insert(entry.clone()) {

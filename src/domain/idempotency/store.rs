@@ -27,6 +27,11 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
+    /// Keys this process is executing now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     pub fn new(ttl: Duration) -> Self {
         Self {
             in_flight: InFlight::default(),

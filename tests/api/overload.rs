@@ -36,6 +36,22 @@ fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// POSTs `body` as a sync sent in 16 KiB chunks, with no declared length.
+async fn post_chunked(app: &TestApp, body: &[u8]) -> reqwest::Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(16 << 10).map(|c| Ok(c.to_vec())).collect();
+    app.client
+        .post(app.url("/api/orders/sync"))
+        .bearer_auth(&app.api_key)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Orders of ten lines, about `bytes` of JSON in all (at most 1,000 orders).
 fn heavy_batch(prefix: &str, bytes: usize) -> Value {
     let one = serde_json::to_string(&order("x", &[LINE; 10]))
@@ -119,21 +135,10 @@ both_backends_with! {
         s.admission_wait_ms = 0;
     }) {
         let body = serde_json::to_vec(&heavy_batch("chunked", 200 << 10)).unwrap();
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(16 << 10).map(|c| Ok(c.to_vec())).collect();
-        let resp = app.client.post(app.url("/api/orders/sync"))
-            .bearer_auth(&app.api_key)
-            .header("content-type", "application/json")
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
-            .send().await.unwrap();
         // Alone, a body larger than the share is charged the whole share and served.
-        assert_eq!(resp.status(), 200);
+        assert_eq!(post_chunked(&app, &body).await.status(), 200);
         let held = app.state.admission.admit(&app.account_id, Some(16 << 10)).await.unwrap();
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(16 << 10).map(|c| Ok(c.to_vec())).collect();
-        let resp = app.client.post(app.url("/api/orders/sync"))
-            .bearer_auth(&app.api_key)
-            .header("content-type", "application/json")
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
-            .send().await.unwrap();
+        let resp = post_chunked(&app, &body).await;
         assert_eq!(resp.status(), 429);
         drop(held);
     }

@@ -193,6 +193,30 @@ fn create_account(database_url: &str, id: &str) -> String {
         .to_owned()
 }
 
+/// Syncs the account's `PRODUCTS` products; returns their IDs.
+fn seed_products(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    key: &str,
+    account: &str,
+) -> Vec<String> {
+    let items: Vec<Value> = (0..PRODUCTS)
+        .map(|i| json!({"externalId": format!("sku-{i:03}"), "name": format!("Product {i}")}))
+        .collect();
+    let synced = post(
+        client,
+        &format!("{base}/api/products/sync"),
+        key,
+        &json!({"accountId": account, "items": items}),
+    );
+    synced["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn post(client: &reqwest::blocking::Client, url: &str, key: &str, body: &Value) -> Value {
     let resp = client.post(url).bearer_auth(key).json(body).send().unwrap();
     assert!(
@@ -217,21 +241,7 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
     let client = reqwest::blocking::Client::new();
 
     // 200 products, then 10,000 orders to re-sync and read.
-    let items: Vec<Value> = (0..PRODUCTS)
-        .map(|i| json!({"externalId": format!("sku-{i:03}"), "name": format!("Product {i}")}))
-        .collect();
-    let synced = post(
-        &client,
-        &format!("{}/api/products/sync", server.base),
-        &key,
-        &json!({"accountId": "acc_load", "items": items}),
-    );
-    let products: Vec<String> = synced["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect();
+    let products = seed_products(&client, &server.base, &key, "acc_load");
     let mut order_ids = Vec::new();
     for chunk in 0..SEEDED_ORDERS / 1000 {
         let orders: Vec<Value> = (0..1000)
@@ -330,21 +340,7 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
     {
         // The flood's account A floods; acc_load is B.
         let key_a = create_account(database_url, "acc_flood");
-        let items: Vec<Value> = (0..PRODUCTS)
-            .map(|i| json!({"externalId": format!("sku-{i:03}"), "name": format!("Product {i}")}))
-            .collect();
-        let synced = post(
-            &client,
-            &format!("{}/api/products/sync", server.base),
-            &key_a,
-            &json!({"accountId": "acc_flood", "items": items}),
-        );
-        let products_a: Vec<String> = synced["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap().to_owned())
-            .collect();
+        let products_a = seed_products(&client, &server.base, &key_a, "acc_flood");
         server.reset_peak_rss();
         let flood = flood::Flood {
             base: &server.base,

@@ -7,7 +7,8 @@ use poem_openapi::{error::ParseParamError, payload::Json};
 
 use crate::{
     api::error::{
-        ErrorBody, ErrorCode, ErrorDetails, internal_body, invalid_api_key_body, validation_body,
+        ErrorBody, ErrorCode, ErrorDetails, internal_body, invalid_api_key_body,
+        payload_too_large_body, validation_body,
     },
     error::{AppError, Issue, Resource},
 };
@@ -170,9 +171,7 @@ pub async fn envelope(err: poem::Error) -> Response {
             ErrorCode::MethodNotAllowed,
             "Method not allowed on this route.",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ErrorBody::new(ErrorCode::PayloadTooLarge, "Request body is too large.")
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large_body(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorBody::new(
             ErrorCode::UnsupportedMediaType,
             "Send the body as application/json.",

@@ -251,10 +251,7 @@ impl ApiError {
     }
 
     pub fn payload_too_large() -> Self {
-        ApiError::PayloadTooLarge(Json(ErrorBody::new(
-            ErrorCode::PayloadTooLarge,
-            "Request body is too large.",
-        )))
+        ApiError::PayloadTooLarge(Json(payload_too_large_body()))
     }
 
     pub fn invalid_api_key() -> Self {
@@ -264,6 +261,10 @@ impl ApiError {
 
 pub(crate) fn invalid_api_key_body() -> ErrorBody {
     ErrorBody::new(ErrorCode::InvalidApiKey, "Missing or invalid API key.")
+}
+
+pub(crate) fn payload_too_large_body() -> ErrorBody {
+    ErrorBody::new(ErrorCode::PayloadTooLarge, "Request body is too large.")
 }
 
 pub(crate) fn internal_body() -> ErrorBody {

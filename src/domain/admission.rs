@@ -143,10 +143,6 @@ impl Admission {
         }))
     }
 
-    pub fn limits(&self) -> Limits {
-        self.0.limits
-    }
-
     /// Requests waiting for room now.
     pub fn waiting(&self) -> usize {
         self.0.waiting.load(Ordering::Relaxed)

@@ -24,9 +24,8 @@
 //! pass/fail gate.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
 };
 
 use serde_json::{Value, json};
@@ -35,8 +34,11 @@ use serde_json::{Value, json};
 mod flood;
 #[path = "support/scripts.rs"]
 mod scripts;
+#[path = "support/server.rs"]
+mod server;
 
 use scripts::{S1, S2, S3, S3U, S4, S5, lua_common};
+use server::{Server, create_account, psql};
 
 const PRODUCTS: usize = 200;
 const SEEDED_ORDERS: usize = 10_000;
@@ -99,98 +101,6 @@ fn ensure_wrk() {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "install wrk (apt-get install wrk) and rerun");
-}
-
-fn psql(url: &str, sql: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sea_orm::ConnectionTrait;
-        let conn = sea_orm::Database::connect(url)
-            .await
-            .expect("PostgreSQL reachable");
-        conn.execute_unprepared(sql).await.unwrap();
-    });
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(database_url: &str, log: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_entrygo"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
-            .env("DATABASE_URL", database_url)
-            .env(
-                "RUST_LOG",
-                std::env::var("ENTRYGO_BENCH_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("server starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("server logs until it listens").unwrap();
-            if let Ok(event) = serde_json::from_str::<Value>(&line)
-                && event["message"] == "listening"
-            {
-                break event["port"].as_u64().unwrap();
-            }
-        };
-        // Logs go on being written (one line per request), as in production.
-        let mut sink = std::fs::File::create(log).unwrap();
-        std::thread::spawn(move || {
-            use std::io::Write;
-            for line in lines.map_while(Result::ok) {
-                let _ = writeln!(sink, "{line}");
-            }
-        });
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn reset_peak_rss(&self) {
-        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
-    }
-
-    fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Creates an account with the CLI; returns its API key.
-fn create_account(database_url: &str, id: &str) -> String {
-    let created = Command::new(env!("CARGO_BIN_EXE_entrygo"))
-        .args(["accounts", "create", "--name", id, "--id", id])
-        .env("DATABASE_URL", database_url)
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    serde_json::from_slice::<Value>(&created.stdout).unwrap()["apiKey"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Syncs the account's `PRODUCTS` products; returns their IDs.

@@ -29,6 +29,7 @@ pub struct SyncBody<T> {
     body: poem::Body,
     limit: usize,
     declared: Option<u64>,
+    idempotency_header: Option<String>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -36,6 +37,15 @@ impl<T> SyncBody<T> {
     /// The length the request declared (`Content-Length`), if any.
     pub fn declared_len(&self) -> Option<u64> {
         self.declared
+    }
+
+    /// The raw `Idempotency-Key` header, taken with the body because the
+    /// sync that reads one needs the other. poem's typed header reads a
+    /// value that is not visible ASCII as absent, which would silently drop
+    /// idempotency; it is read lossily instead, so such a key is reported
+    /// as invalid.
+    pub fn take_idempotency_header(&mut self) -> Option<String> {
+        self.idempotency_header.take()
     }
 
     /// Reads the body, growing `ticket`'s charge when it outgrows what the
@@ -152,6 +162,10 @@ impl<T: Type + ParseFromJSON> ParsePayload for SyncBody<T> {
             body: body.take()?,
             limit: req.data::<BodyLimit>().map_or(usize::MAX, |l| l.0),
             declared,
+            idempotency_header: req
+                .headers()
+                .get("idempotency-key")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
             _t: PhantomData,
         })
     }

@@ -216,15 +216,6 @@ fn rate_limit_headers(ticket: &Ticket) -> (Option<String>, Option<String>) {
     )
 }
 
-/// The raw `Idempotency-Key` header. poem's typed header reads a value that
-/// is not visible ASCII as absent, which would silently drop idempotency;
-/// read lossily instead, so such a key is reported as invalid.
-fn idempotency_header(req: &poem::Request) -> Option<String> {
-    req.headers()
-        .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-}
-
 /// What a sync handler answers with: the outcome, and the account's
 /// `RateLimit-Policy` and `RateLimit` fields.
 pub struct Synced {
@@ -239,16 +230,15 @@ pub struct Synced {
 pub async fn run_sync<R, T>(
     state: &AppState,
     account: &str,
-    req: &poem::Request,
-    body: SyncBody<T>,
+    mut body: SyncBody<T>,
 ) -> Result<Synced, ApiError>
 where
     R: domain::sync::Syncable,
     ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
 {
+    let header = body.take_idempotency_header();
     let (ticket, body) = admit_and_read(state, account, body).await?;
     let (rate_limit_policy, rate_limit) = rate_limit_headers(&ticket);
-    let header = idempotency_header(req);
     let outcome = domain::sync::sync::<R>(state, account, header.as_deref(), body, ticket).await?;
     Ok(Synced {
         body: outcome.body,

@@ -15,7 +15,7 @@ use crate::{
         body::SyncBody,
         error::{ApiError, GetError, ListError},
         pagination::default_limit,
-        resource::resource_responses,
+        resource::resource_types,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader, Metadata, Quantity, UnitValueUsd, Usd},
     },
@@ -23,29 +23,6 @@ use crate::{
     domain::{self, money},
     state::AppState,
 };
-
-/// Body of `POST /api/orders/sync`. No string in it (`metadata` keys and
-/// values included) may contain U+0000: PostgreSQL cannot store it, so it
-/// is an `invalid_string` issue at the field's path.
-#[derive(Object, Debug)]
-#[oai(rename_all = "camelCase", example)]
-pub struct SyncOrdersRequest {
-    /// EntryGo account ID; must be the API key's account.
-    #[oai(validator(min_length = 1))]
-    pub account_id: String,
-    /// Orders to create or update (1 to 1,000), each `externalId` once.
-    #[oai(validator(min_items = 1, max_items = 1000))]
-    pub items: Vec<SyncOrderInput>,
-    /// Optional body-level idempotency key: 1 to 255 visible ASCII
-    /// characters (0x21-0x7E). The `Idempotency-Key` header wins when both
-    /// are present; this field is then ignored, even when malformed.
-    #[oai(
-        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
-        nullable,
-        skip_serializing_if_is_none
-    )]
-    pub idempotency_key: Option<String>,
-}
 
 /// One order to create or update, matched by `externalId` within the account.
 #[derive(Object, Debug)]
@@ -112,21 +89,23 @@ pub struct OrderView {
     pub items: Vec<LineItem>,
 }
 
-/// Synced orders, in the order of the request's `items`.
-#[derive(Object, Debug)]
-#[oai(example)]
-pub struct SyncOrdersResult {
-    pub data: Vec<OrderView>,
-}
-
-resource_responses! {
+resource_types! {
+    /// Body of `POST /api/orders/sync`. No string in it (`metadata` keys and
+    /// values included) may contain U+0000: PostgreSQL cannot store it, so it
+    /// is an `invalid_string` issue at the field's path.
+    request: SyncOrdersRequest {
+        /// Orders to create or update (1 to 1,000), each `externalId` once.
+        items: SyncOrderInput,
+    },
+    /// Synced orders, in the order of the request's `items`.
+    result: SyncOrdersResult(OrderView),
     /// Every order was created or updated, in one transaction (an order
     /// whose content is unchanged is left as it is, and answered the same
     /// way). With an idempotency key, a retry of the same request gets this
     /// same response again, byte for byte, and writes nothing.
-    sync: SyncOrdersResponse(SyncOrdersResult),
+    sync: SyncOrdersResponse,
     /// A page of orders.
-    page: OrderList(OrderView),
+    page: OrderList,
     /// The order, in the sync response's shape.
     get: GetOrderResponse,
     /// One page of orders.
@@ -152,14 +131,11 @@ impl OrdersApi {
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
-        req: &poem::Request,
         body: SyncBody<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
-        Ok(
-            run_sync::<domain::orders::Orders, _>(&state, &auth.0, req, body)
-                .await?
-                .into(),
-        )
+        Ok(run_sync::<domain::orders::Orders, _>(&state, &auth.0, body)
+            .await?
+            .into())
     }
 
     /// Get an order
@@ -215,16 +191,7 @@ impl OrdersApi {
         };
         let page =
             domain::orders::list(&state.db, &auth.0, &filter, cursor.0.as_deref(), limit.0).await?;
-        Ok(ListOrdersResponse::Ok(Json(OrderList {
-            data: page.items.into_iter().map(OrderView::from).collect(),
-            next_cursor: page.next_after,
-        })))
-    }
-}
-
-impl From<SyncOrdersRequest> for Vec<domain::orders::OrderInput> {
-    fn from(request: SyncOrdersRequest) -> Self {
-        request.items.into_iter().map(Into::into).collect()
+        Ok(page.into())
     }
 }
 

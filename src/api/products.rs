@@ -13,7 +13,7 @@ use crate::{
         body::SyncBody,
         error::{ApiError, GetError, ListError},
         pagination::default_limit,
-        resource::resource_responses,
+        resource::resource_types,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader},
     },
@@ -21,29 +21,6 @@ use crate::{
     domain,
     state::AppState,
 };
-
-/// Body of `POST /api/products/sync`. No string in it may contain U+0000:
-/// PostgreSQL cannot store it, so it is an `invalid_string` issue at the
-/// field's path.
-#[derive(Object, Debug)]
-#[oai(rename_all = "camelCase", example)]
-pub struct SyncProductsRequest {
-    /// EntryGo account ID; must be the API key's account.
-    #[oai(validator(min_length = 1))]
-    pub account_id: String,
-    /// Products to create or update (1 to 1,000), each `externalId` once.
-    #[oai(validator(min_items = 1, max_items = 1000))]
-    pub items: Vec<SyncProductInput>,
-    /// Optional body-level idempotency key: 1 to 255 visible ASCII
-    /// characters (0x21-0x7E). The `Idempotency-Key` header wins when both
-    /// are present; this field is then ignored, even when malformed.
-    #[oai(
-        validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
-        nullable,
-        skip_serializing_if_is_none
-    )]
-    pub idempotency_key: Option<String>,
-}
 
 /// One product to create or update, matched by `externalId` (your SKU)
 /// within the account. A re-sync replaces every field: an optional field
@@ -87,20 +64,22 @@ pub struct ProductView {
     pub description: Option<String>,
 }
 
-/// Synced products, in the order of the request's `items`.
-#[derive(Object, Debug)]
-#[oai(example)]
-pub struct SyncProductsResult {
-    pub data: Vec<ProductView>,
-}
-
-resource_responses! {
+resource_types! {
+    /// Body of `POST /api/products/sync`. No string in it may contain U+0000:
+    /// PostgreSQL cannot store it, so it is an `invalid_string` issue at the
+    /// field's path.
+    request: SyncProductsRequest {
+        /// Products to create or update (1 to 1,000), each `externalId` once.
+        items: SyncProductInput,
+    },
+    /// Synced products, in the order of the request's `items`.
+    result: SyncProductsResult(ProductView),
     /// Every product was created or updated, in one transaction. With an
     /// idempotency key, a retry of the same request gets this same response
     /// again, byte for byte, and writes nothing.
-    sync: SyncProductsResponse(SyncProductsResult),
+    sync: SyncProductsResponse,
     /// A page of products.
-    page: ProductList(ProductView),
+    page: ProductList,
     /// The product, in the sync response's shape.
     get: GetProductResponse,
     /// One page of products.
@@ -125,11 +104,10 @@ impl ProductsApi {
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
-        req: &poem::Request,
         body: SyncBody<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
         Ok(
-            run_sync::<domain::products::Products, _>(&state, &auth.0, req, body)
+            run_sync::<domain::products::Products, _>(&state, &auth.0, body)
                 .await?
                 .into(),
         )
@@ -182,16 +160,7 @@ impl ProductsApi {
             limit.0,
         )
         .await?;
-        Ok(ListProductsResponse::Ok(Json(ProductList {
-            data: page.items.into_iter().map(ProductView::from).collect(),
-            next_cursor: page.next_after,
-        })))
-    }
-}
-
-impl From<SyncProductsRequest> for Vec<domain::products::ProductInput> {
-    fn from(request: SyncProductsRequest) -> Self {
-        request.items.into_iter().map(Into::into).collect()
+        Ok(page.into())
     }
 }
 

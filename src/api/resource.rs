@@ -1,16 +1,61 @@
-//! The response types every synced resource has, declared once: a sync's
-//! 200 (the stored response text with the replay and rate-limit headers), a
-//! page of a listing, and the 200s of reading one and listing.
+//! The types every synced resource has, declared once: the sync's request
+//! and result, its 200 (the stored response text with the replay and
+//! rate-limit headers), a page of a listing, and the 200s of reading one
+//! and listing.
 
-/// Declares, for one resource: `$sync` (the sync's 200), `$page` (a page
-/// of `$view`s), `$get` and `$list` (the read operations' 200s).
-macro_rules! resource_responses {
+/// Declares, for one resource: `$request` (the sync body, a list of
+/// `$input`s), `$result` (the sync's answer, a list of `$view`s), `$sync`
+/// (the sync's 200), `$page` (a page of `$view`s), `$get` and `$list` (the
+/// read operations' 200s).
+macro_rules! resource_types {
     (
-        $(#[$sync_doc:meta])* sync: $sync:ident($result:ty),
-        $(#[$page_doc:meta])* page: $page:ident($view:ty),
+        $(#[$request_doc:meta])* request: $request:ident {
+            $(#[$items_doc:meta])* items: $input:ty,
+        },
+        $(#[$result_doc:meta])* result: $result:ident($view:ty),
+        $(#[$sync_doc:meta])* sync: $sync:ident,
+        $(#[$page_doc:meta])* page: $page:ident,
         $(#[$get_doc:meta])* get: $get:ident,
         $(#[$list_doc:meta])* list: $list:ident,
     ) => {
+        $(#[$request_doc])*
+        #[derive(poem_openapi::Object, Debug)]
+        #[oai(rename_all = "camelCase", example)]
+        pub struct $request {
+            /// EntryGo account ID; must be the API key's account.
+            #[oai(validator(min_length = 1))]
+            pub account_id: String,
+            $(#[$items_doc])*
+            #[oai(validator(min_items = 1, max_items = 1000))]
+            pub items: Vec<$input>,
+            /// Optional body-level idempotency key: 1 to 255 visible ASCII
+            /// characters (0x21-0x7E). The `Idempotency-Key` header wins when both
+            /// are present; this field is then ignored, even when malformed.
+            #[oai(
+                validator(min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+                nullable,
+                skip_serializing_if_is_none
+            )]
+            pub idempotency_key: Option<String>,
+        }
+
+        /// The body's items, as the domain's inputs.
+        impl<I> From<$request> for Vec<I>
+        where
+            $input: Into<I>,
+        {
+            fn from(request: $request) -> Self {
+                request.items.into_iter().map(Into::into).collect()
+            }
+        }
+
+        $(#[$result_doc])*
+        #[derive(poem_openapi::Object, Debug)]
+        #[oai(example)]
+        pub struct $result {
+            pub data: Vec<$view>,
+        }
+
         #[derive(poem_openapi::ApiResponse)]
         pub enum $sync {
             $(#[$sync_doc])*
@@ -68,7 +113,19 @@ macro_rules! resource_responses {
             #[oai(status = 200)]
             Ok(poem_openapi::payload::Json<$page>),
         }
+
+        impl<T> From<crate::domain::Page<T>> for $list
+        where
+            $view: From<T>,
+        {
+            fn from(page: crate::domain::Page<T>) -> Self {
+                $list::Ok(poem_openapi::payload::Json($page {
+                    data: page.items.into_iter().map(<$view>::from).collect(),
+                    next_cursor: page.next_after,
+                }))
+            }
+        }
     };
 }
 
-pub(crate) use resource_responses;
+pub(crate) use resource_types;

@@ -12,8 +12,10 @@ use entrygo::{
     startup::Application,
     state::AppState,
 };
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::Value;
+
+use crate::test_database::TestDatabase;
 
 pub const POSTGRES_ENV: &str = "ENTRYGO_TEST_POSTGRES_URL";
 
@@ -253,78 +255,6 @@ pub fn batch(orders: Vec<Value>) -> Value {
     serde_json::json!({"accountId": "acc_123", "items": orders})
 }
 
-/// A database of one test, dropped with it.
-struct TestDatabase {
-    url: String,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(std::path::PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-impl TestDatabase {
-    async fn create(backend: Backend) -> Option<Self> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("entrygo-test-{id}.db"));
-                Some(Self {
-                    url: format!("sqlite://{}", path.display()),
-                    cleanup: Cleanup::File(path),
-                })
-            }
-            Backend::Postgres => {
-                let admin_url = std::env::var(POSTGRES_ENV).ok()?;
-                let name = format!("entrygo_test_{id}");
-                let admin = sea_orm::Database::connect(&admin_url)
-                    .await
-                    .expect("PostgreSQL reachable");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create database");
-                admin.close().await.ok();
-                let base = admin_url.rsplit_once('/').expect("URL with a database").0;
-                Some(Self {
-                    url: format!("{base}/{name}"),
-                    cleanup: Cleanup::Postgres { admin_url, name },
-                })
-            }
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::File(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            Cleanup::Postgres { admin_url, name } => {
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop runs inside the test's runtime; use a thread of our own.
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        if let Ok(admin) = sea_orm::Database::connect(&admin_url).await {
-                            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                            let _ = admin.execute_unprepared(&sql).await;
-                        }
-                    });
-                })
-                .join();
-            }
-        }
-    }
-}
-
 impl TestApp {
     /// POSTs JSON with the demo key and an `Idempotency-Key` header.
     pub async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
@@ -336,127 +266,6 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
-    }
-
-    /// `updated_at` of every order, by external ID: proves that nothing
-    /// was written.
-    pub async fn order_versions(&self) -> Vec<(String, String)> {
-        let mut rows: Vec<(String, String)> = orders::Entity::find()
-            .all(self.state.db.conn())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| (o.external_id, o.updated_at.to_rfc3339()))
-            .collect();
-        rows.sort();
-        rows
-    }
-
-    /// An instant after every order's `updated_at`, read from the clock
-    /// once it has passed them.
-    pub async fn instant_after_last_write(&self) -> chrono::DateTime<chrono::Utc> {
-        let last = orders::Entity::find()
-            .all(self.state.db.conn())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.updated_at.to_utc())
-            .max()
-            .unwrap_or_default();
-        loop {
-            let now = chrono::Utc::now();
-            if now > last {
-                return now;
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// Row IDs of every stored line: a line that is rewritten gets a new one.
-    pub async fn line_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = order_items::Entity::find()
-            .all(self.state.db.conn())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.id)
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-
-    /// Blocks writers on the order `external_id` (which must exist) until
-    /// released: a row lock on PostgreSQL, the file's write lock on SQLite.
-    pub async fn block_writes(&self, external_id: &str) -> WriteBlocker {
-        use sea_orm::TransactionTrait;
-        let conn = sea_orm::Database::connect(&self.database_url)
-            .await
-            .unwrap();
-        let txn = match conn.get_database_backend() {
-            sea_orm::DbBackend::Postgres => {
-                let txn = conn.begin().await.unwrap();
-                let sql =
-                    format!("SELECT id FROM orders WHERE external_id = '{external_id}' FOR UPDATE");
-                txn.execute_unprepared(&sql).await.unwrap();
-                txn
-            }
-            _ => conn
-                .begin_with_options(sea_orm::TransactionOptions {
-                    sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-        };
-        WriteBlocker {
-            txn: Some(txn),
-            _conn: conn,
-        }
-    }
-
-    /// Waits until some request of this app holds an idempotency key: on
-    /// PostgreSQL, an advisory lock is granted (the write transaction has
-    /// begun); on SQLite, the key is in this process's in-flight set.
-    pub async fn wait_for_idempotency_lock(&self) {
-        if self.state.db.backend() != sea_orm::DbBackend::Postgres {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while self.state.idempotency.in_flight() == 0 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "no request holds a key"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            return;
-        }
-        let sql = "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted";
-        for _ in 0..200 {
-            let stmt = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
-            let row = self
-                .state
-                .db
-                .conn()
-                .query_one_raw(stmt)
-                .await
-                .unwrap()
-                .unwrap();
-            if row.try_get::<i64>("", "n").unwrap() > 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("no request took the idempotency lock");
-    }
-}
-
-pub struct WriteBlocker {
-    txn: Option<sea_orm::DatabaseTransaction>,
-    _conn: sea_orm::DatabaseConnection,
-}
-
-impl WriteBlocker {
-    pub async fn release(mut self) {
-        self.txn.take().unwrap().rollback().await.unwrap();
     }
 }
 

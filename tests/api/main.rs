@@ -2,6 +2,7 @@
 //! behaviour runs on SQLite and, with `ENTRYGO_TEST_POSTGRES_URL`, on
 //! PostgreSQL (see `both_backends!`).
 
+mod db_probes;
 mod helpers;
 
 mod auth;
@@ -9,6 +10,7 @@ mod cli;
 mod errors;
 mod hostile;
 mod idempotency;
+mod idempotency_records;
 mod openapi_spec;
 mod operations;
 mod orders_sync;
@@ -17,3 +19,4 @@ mod products;
 mod reads;
 mod sdk_rust;
 mod server_process;
+mod test_database;

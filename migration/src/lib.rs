@@ -7,6 +7,7 @@ mod m20261127_000002_create_products;
 mod m20261127_000003_create_orders;
 mod m20261127_000004_create_idempotency_keys;
 mod m20261128_000005_add_order_content_hash;
+mod m20261130_000006_add_order_change_seq;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_create_orders::Migration),
             Box::new(m20261127_000004_create_idempotency_keys::Migration),
             Box::new(m20261128_000005_add_order_content_hash::Migration),
+            Box::new(m20261130_000006_add_order_change_seq::Migration),
         ]
     }
 }

@@ -160,8 +160,8 @@ impl OrdersApi {
     /// The authenticated account's orders in a stable order (by ID), one
     /// page at a time: a full walk with `cursor` returns every order exactly
     /// once, even while orders are being synced. Filter by `externalId` to
-    /// recover the EntryGo ID after an ambiguous write, or by
-    /// `updatedSince` for incremental pulls.
+    /// recover the EntryGo ID after an ambiguous write. For incremental
+    /// sync, follow `GET /api/orders/changes`.
     #[oai(path = "/", method = "get", operation_id = "listOrders")]
     async fn list(
         &self,
@@ -171,8 +171,10 @@ impl OrdersApi {
         #[oai(name = "externalId", validator(min_length = 1, max_length = 255))]
         external_id: Query<Option<String>>,
         /// Only orders created or updated at or after this instant (RFC 3339).
-        /// A re-sync with unchanged content is not an update. For incremental
-        /// pulls, pass the time your previous pull started.
+        /// A re-sync with unchanged content is not an update. Approximate:
+        /// an order's time is taken before its write commits, so a pull can
+        /// miss orders being written meanwhile. Not for incremental sync:
+        /// follow `GET /api/orders/changes` instead.
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<DateTime<FixedOffset>>>,
         /// Page size, 1 to 200.
@@ -193,6 +195,60 @@ impl OrdersApi {
             domain::orders::list(&state.db, &auth.0, &filter, cursor.0.as_deref(), limit.0).await?;
         Ok(page.into())
     }
+
+    /// Follow order changes
+    ///
+    /// The change feed for incremental sync: the account's orders that were
+    /// created or changed after `after`, each in its current state, in
+    /// commit order. Start without `after`, then pass each page's
+    /// `nextToken` as `after`, forever: every order that any instance
+    /// acknowledged arrives, in its latest acknowledged state (possibly
+    /// after earlier states), whatever the concurrency or the clocks. At
+    /// least once: an order may come again, always whole. An unchanged
+    /// re-sync is no change. An empty page still has a `nextToken`: poll
+    /// with it.
+    #[oai(path = "/changes", method = "get", operation_id = "listOrderChanges")]
+    async fn changes(
+        &self,
+        auth: ApiKeyAuth,
+        state: poem::web::Data<&AppState>,
+        /// The `nextToken` of the previous page, as it was received (opaque);
+        /// absent to start from the beginning.
+        #[oai(validator(min_length = 1, max_length = 200))]
+        after: Query<Option<String>>,
+        /// Page size, 1 to 200.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<u64>,
+    ) -> Result<ListOrderChangesResponse, ListError> {
+        let changes =
+            domain::changes::list(&state.db, &auth.0, after.0.as_deref(), limit.0).await?;
+        Ok(ListOrderChangesResponse::Ok(Json(OrderChanges {
+            data: changes.items.into_iter().map(OrderView::from).collect(),
+            next_token: changes.next_token,
+        })))
+    }
+}
+
+/// A page of the change feed.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct OrderChanges {
+    /// Orders created or changed, each in its current state, in commit
+    /// order.
+    pub data: Vec<OrderView>,
+    /// Pass as `after` for the next page; present on every page, even an
+    /// empty one.
+    pub next_token: String,
+}
+
+#[derive(poem_openapi::ApiResponse)]
+pub enum ListOrderChangesResponse {
+    /// One page of the change feed.
+    #[oai(status = 200)]
+    Ok(Json<OrderChanges>),
 }
 
 impl From<SyncOrderInput> for domain::orders::OrderInput {

@@ -3,6 +3,7 @@
 //! transactions of their own; `domain/` does.
 
 pub mod accounts;
+pub mod changes;
 pub mod entities;
 pub mod idempotency;
 pub mod orders;

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::db::{
-    chunk_rows,
+    changes, chunk_rows,
     entities::{order_items, orders},
 };
 
@@ -62,6 +62,7 @@ pub async fn upsert(
     inputs: &[OrderRow<'_>],
 ) -> Result<Vec<(String, Written)>, DbErr> {
     let now = chrono::Utc::now().fixed_offset();
+    let stamp = changes::stamp(conn).await?;
     let mut rows: Vec<orders::ActiveModel> = inputs
         .iter()
         .map(|o| orders::ActiveModel {
@@ -76,6 +77,7 @@ pub async fn upsert(
             created_at: Set(now),
             updated_at: Set(now),
             content_hash: Set(Some(o.content_hash.to_owned())),
+            change_seq: stamp.on_insert(),
         })
         .collect();
     // Every writer locks rows in external-ID order, so two batches that
@@ -103,6 +105,7 @@ pub async fn upsert(
             orders::Column::UpdatedAt,
             orders::Column::ContentHash,
         ])
+        .value(orders::Column::ChangeSeq, stamp.on_update())
         .action_and_where(changed)
         .to_owned();
     let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());

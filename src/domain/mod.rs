@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod changes;
 mod group_commit;
 pub mod idempotency;
 pub mod money;

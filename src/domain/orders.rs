@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde::Serialize;
 
 use crate::{
@@ -323,24 +323,32 @@ pub async fn list(
     .await?;
     let more = orders.len() as u64 > limit;
     orders.truncate(limit as usize);
+    let items = with_lines(&txn, orders).await?;
+    txn.commit().await?;
+    let next_after = more.then(|| items.last().map(|o| o.id.clone())).flatten();
+    Ok(Page { items, next_after })
+}
+
+/// The orders `orders` with their lines, read in `txn` (one query).
+pub(super) async fn with_lines(
+    txn: &impl ConnectionTrait,
+    orders: Vec<orders::Model>,
+) -> AppResult<Vec<Order>> {
     let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
     let mut lines_by_order: HashMap<String, Vec<order_items::Model>> = HashMap::new();
-    for line in db::orders::lines_of(&txn, &ids).await? {
+    for line in db::orders::lines_of(txn, &ids).await? {
         lines_by_order
             .entry(line.order_id.clone())
             .or_default()
             .push(line);
     }
-    txn.commit().await?;
-    let items = orders
+    orders
         .into_iter()
         .map(|o| {
             let lines = lines_by_order.remove(&o.id).unwrap_or_default();
             from_rows(o, lines)
         })
-        .collect::<AppResult<Vec<_>>>()?;
-    let next_after = more.then(|| items.last().map(|o| o.id.clone())).flatten();
-    Ok(Page { items, next_after })
+        .collect()
 }
 
 fn from_rows(order: orders::Model, lines: Vec<order_items::Model>) -> AppResult<Order> {

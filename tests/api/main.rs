@@ -6,6 +6,7 @@ mod db_probes;
 mod helpers;
 
 mod auth;
+mod changes;
 mod cli;
 mod errors;
 mod hostile;

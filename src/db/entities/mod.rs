@@ -4,6 +4,7 @@ pub mod prelude;
 
 pub mod accounts;
 pub mod api_keys;
+pub mod change_counter;
 pub mod idempotency_keys;
 pub mod order_items;
 pub mod orders;

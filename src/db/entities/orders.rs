@@ -21,6 +21,7 @@ pub struct Model {
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
     pub content_hash: Option<String>,
+    pub change_seq: i64,
     #[sea_orm(
         belongs_to,
         from = "account_id",

@@ -2,6 +2,7 @@
 
 pub use super::accounts::Entity as Accounts;
 pub use super::api_keys::Entity as ApiKeys;
+pub use super::change_counter::Entity as ChangeCounter;
 pub use super::idempotency_keys::Entity as IdempotencyKeys;
 pub use super::order_items::Entity as OrderItems;
 pub use super::orders::Entity as Orders;

@@ -1,0 +1,121 @@
+//! The order change feed's positions. An order's `change_seq` says where
+//! its latest change sits in commit order, and a reader only serves the
+//! changes below a horizon that no unfinished write can fall under:
+//!
+//! - PostgreSQL: `change_seq` is the ID of the transaction that made the
+//!   change (`pg_current_xact_id()`, 64 bits, never wraps). Transactions
+//!   of several processes commit out of ID order, so the horizon is the
+//!   reader's snapshot `xmin`: every transaction below it has finished, so
+//!   each change below it is visible to this snapshot and to every later one.
+//! - SQLite: `change_seq` is a counter that each write transaction advances
+//!   once. A write holds the database's write lock from its first
+//!   statement, so the counter follows commit order and the horizon is the
+//!   counter's committed value plus one.
+//!
+//! Raw SQL lives only here; both backends answer through the same
+//! functions.
+
+use sea_orm::{
+    ActiveValue::{self, NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+    sea_query::{Expr, ExprTrait},
+};
+
+use crate::db::entities::{change_counter, orders};
+
+/// PostgreSQL's ID of the current transaction, as a `bigint`.
+const TRANSACTION_ID: &str = "pg_current_xact_id()::text::bigint";
+
+/// How one write transaction stamps the orders it changes.
+#[derive(Debug, Clone, Copy)]
+pub enum Stamp {
+    /// SQLite: the counter's value for this transaction.
+    Counter(i64),
+    /// PostgreSQL: the transaction's ID, which the database fills in.
+    TransactionId,
+}
+
+impl Stamp {
+    /// The `change_seq` of an inserted order: on PostgreSQL the column's
+    /// default is the transaction's ID.
+    pub fn on_insert(self) -> ActiveValue<i64> {
+        match self {
+            Stamp::Counter(n) => Set(n),
+            Stamp::TransactionId => NotSet,
+        }
+    }
+
+    /// The `change_seq` of an updated order.
+    pub fn on_update(self) -> Expr {
+        match self {
+            Stamp::Counter(n) => Expr::val(n),
+            Stamp::TransactionId => Expr::cust(TRANSACTION_ID),
+        }
+    }
+}
+
+/// The stamp of the write transaction `txn` (call it inside the write).
+pub async fn stamp(txn: &impl ConnectionTrait) -> Result<Stamp, DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return Ok(Stamp::TransactionId);
+    }
+    let advanced = change_counter::Entity::update_many()
+        .col_expr(
+            change_counter::Column::Value,
+            Expr::col(change_counter::Column::Value).add(1),
+        )
+        .filter(change_counter::Column::Id.eq(1))
+        .exec_with_returning(txn)
+        .await?;
+    advanced
+        .first()
+        .map(|c| Stamp::Counter(c.value))
+        .ok_or_else(|| DbErr::RecordNotFound("the change counter".into()))
+}
+
+/// The horizon of the read transaction `txn`: every change with a lower
+/// `change_seq` is committed and visible to it, and no change committed
+/// later will get one. Call it first in the transaction, so the pages read
+/// after it come from the same snapshot.
+pub async fn horizon(txn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let sql = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon";
+        let row = txn
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("the snapshot's xmin".into()))?;
+        return row.try_get("", "horizon");
+    }
+    let counter = change_counter::Entity::find_by_id(1)
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the change counter".into()))?;
+    Ok(counter.value + 1)
+}
+
+/// Up to `limit` orders of the account whose change lies after `after`
+/// (a `(change_seq, id)` position) and below `horizon`, in feed order: one
+/// range of the index on `(account_id, change_seq, id)`.
+pub async fn page(
+    txn: &impl ConnectionTrait,
+    account: &str,
+    after: (i64, &str),
+    horizon: i64,
+    limit: u64,
+) -> Result<Vec<orders::Model>, DbErr> {
+    let position = Expr::tuple([
+        Expr::col(orders::Column::ChangeSeq).into(),
+        Expr::col(orders::Column::Id).into(),
+    ]);
+    let after = Expr::tuple([Expr::val(after.0).into(), Expr::val(after.1).into()]);
+    orders::Entity::find()
+        .filter(orders::Column::AccountId.eq(account))
+        .filter(position.gt(after))
+        .filter(orders::Column::ChangeSeq.lt(horizon))
+        .order_by_asc(orders::Column::ChangeSeq)
+        .order_by_asc(orders::Column::Id)
+        .limit(limit)
+        .all(txn)
+        .await
+}

@@ -11,9 +11,12 @@
 //! - S3u re-syncs of existing orders with unchanged content, 32 connections;
 //! - S4  replays of one completed idempotent request, 32 connections;
 //! - S5  `GET /api/orders/{id}`, 32 connections;
+//! - S1f S1 while a consumer follows the change feed in pages of 200;
 //! - F   the flood: another account sends 400 syncs of 1,000 orders × 3
 //!   lines, 200 at a time, while this one sends single-order syncs one
-//!   after another (see `support/flood.rs`).
+//!   after another (see `support/flood.rs`);
+//! - U   writers of 1,000-order batches while a feed consumer and an
+//!   `updatedSince` consumer pull: what each never saw (`support/feed.rs`).
 //!
 //! Every sync carries a fresh `Idempotency-Key` (except S4's replays), as
 //! clients are told to. Prints a table and writes `target/bench/load.json`.
@@ -30,6 +33,8 @@ use std::{
 
 use serde_json::{Value, json};
 
+#[path = "support/feed.rs"]
+mod feed;
 #[path = "support/flood.rs"]
 mod flood;
 #[path = "support/scripts.rs"]
@@ -187,8 +192,10 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
     assert!(resp.status().is_success());
 
     let common = lua_common(&key, &products, &order_ids, &replay_body);
-    let scenarios: [(&str, &str, u32, u64); 6] = [
+    let scenarios: [(&str, &str, u32, u64); 7] = [
         ("S1", S1, CONNECTIONS, 1),
+        // S1 again, with a change-feed consumer following it.
+        ("S1f", S1, CONNECTIONS, 1),
         ("S2", S2, 1, 1000),
         ("S3", S3, CONNECTIONS, 1),
         ("S3u", S3U, CONNECTIONS, 1),
@@ -210,6 +217,7 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         let path = work.join(format!("{backend}-{name}.lua"));
         std::fs::write(&path, format!("{common}\n{script}")).unwrap();
         server.reset_peak_rss();
+        let consumer = (name == "S1f").then(|| feed::Consumer::start(&server.base, &key));
         let threads = connections.min(2);
         let out = Command::new("wrk")
             .args([
@@ -226,13 +234,19 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
             .output()
             .expect("wrk runs");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let result = parse_wrk(
+        let mut result = parse_wrk(
             &text,
             backend,
             name,
             orders_per_request,
             server.peak_rss_mb(),
         );
+        if let Some(consumer) = consumer {
+            let (pages, orders) = consumer.finish();
+            println!("S1f  feed consumer: {pages:.0} pages/s, {orders:.0} orders/s");
+            result["feedPagesPerSecond"] = json!(pages);
+            result["feedOrdersPerSecond"] = json!(orders);
+        }
         println!(
             "{name:<4} {:>9.0} req/s {:>10.0} orders/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {:>4}  RSS {:>5.1} MB",
             result["requestsPerSecond"].as_f64().unwrap(),
@@ -263,6 +277,20 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
             product_b: &products[0],
         };
         results.push(flood.run(backend, || server.peak_rss_mb()));
+    }
+    if only
+        .as_ref()
+        .is_none_or(|only| only.iter().any(|o| o == "U"))
+    {
+        let key_u = create_account(database_url, "acc_feed");
+        let products_u = seed_products(&client, &server.base, &key_u, "acc_feed");
+        let recipes = feed::Recipes {
+            base: &server.base,
+            key: &key_u,
+            account: "acc_feed",
+            products: &products_u,
+        };
+        results.push(recipes.run(backend, seconds));
     }
     results
 }
@@ -321,7 +349,10 @@ fn print_table(results: &[Value]) {
         "\n| backend | scenario | req/s | orders/s | p50 ms | p99 ms | non-2xx | peak RSS MB |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    for r in results.iter().filter(|r| r["scenario"] != "F") {
+    for r in results
+        .iter()
+        .filter(|r| r["scenario"] != "F" && r["scenario"] != "U")
+    {
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} |",
             r["backend"].as_str().unwrap(),

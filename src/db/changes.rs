@@ -105,10 +105,10 @@ pub async fn page(
     limit: u64,
 ) -> Result<Vec<orders::Model>, DbErr> {
     let position = Expr::tuple([
-        Expr::col(orders::Column::ChangeSeq).into(),
-        Expr::col(orders::Column::Id).into(),
+        Expr::col(orders::Column::ChangeSeq),
+        Expr::col(orders::Column::Id),
     ]);
-    let after = Expr::tuple([Expr::val(after.0).into(), Expr::val(after.1).into()]);
+    let after = Expr::tuple([Expr::val(after.0), Expr::val(after.1)]);
     orders::Entity::find()
         .filter(orders::Column::AccountId.eq(account))
         .filter(position.gt(after))

@@ -57,12 +57,7 @@ impl Position {
 
 /// Up to `limit` changed orders of the account after the token `after`
 /// (from the start without one), each in its state at this read.
-pub async fn list(
-    db: &Db,
-    account: &str,
-    after: Option<&str>,
-    limit: u64,
-) -> AppResult<Changes> {
+pub async fn list(db: &Db, account: &str, after: Option<&str>, limit: u64) -> AppResult<Changes> {
     let after = match after {
         None => Position::START,
         Some(token) => Position::parse(token).ok_or_else(|| {
@@ -118,7 +113,13 @@ mod tests {
         ] {
             assert_eq!(Position::parse(&position.token()), Some(position));
         }
-        for foreign in ["", "zz", "ord_123", &hex::encode("1:prod_1"), &hex::encode("x:")] {
+        for foreign in [
+            "",
+            "zz",
+            "ord_123",
+            &hex::encode("1:prod_1"),
+            &hex::encode("x:"),
+        ] {
             assert_eq!(Position::parse(foreign), None, "{foreign}");
         }
     }

@@ -14,14 +14,21 @@ const LINE: (&str, &str, &str) = ("prod_cap_002", "1", "5");
 
 /// One page of the feed as `key`'s account: (orders, nextToken).
 async fn page(app: &TestApp, key: &str, after: Option<&str>, limit: u32) -> (Vec<Value>, String) {
-    let mut req = app.client.get(app.url(CHANGES)).bearer_auth(key).query(&[("limit", limit)]);
+    let mut req = app
+        .client
+        .get(app.url(CHANGES))
+        .bearer_auth(key)
+        .query(&[("limit", limit)]);
     if let Some(after) = after {
         req = req.query(&[("after", after)]);
     }
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = body_json(resp).await;
-    let token = body["nextToken"].as_str().expect("nextToken on every page").to_owned();
+    let token = body["nextToken"]
+        .as_str()
+        .expect("nextToken on every page")
+        .to_owned();
     (body["data"].as_array().unwrap().clone(), token)
 }
 
@@ -40,7 +47,10 @@ async fn drain(app: &TestApp, key: &str, mut after: Option<String>) -> (Vec<Valu
 }
 
 fn external_ids(orders: &[Value]) -> Vec<&str> {
-    orders.iter().map(|o| o["externalId"].as_str().unwrap()).collect()
+    orders
+        .iter()
+        .map(|o| o["externalId"].as_str().unwrap())
+        .collect()
 }
 
 both_backends! {
@@ -114,7 +124,10 @@ const BATCHES: usize = 3;
 
 /// Rounds of the concurrency proof: `ENTRYGO_FEED_ROUNDS`, 10 by default.
 fn rounds() -> usize {
-    std::env::var("ENTRYGO_FEED_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(10)
+    std::env::var("ENTRYGO_FEED_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10)
 }
 
 /// Writer `w`'s batch `b` of round `r`: batch 0 creates its orders, later
@@ -144,7 +157,9 @@ async fn the_feed_misses_nothing_under_concurrent_writers(backend: Backend) {
         return crate::helpers::postgres_missing();
     };
     let servers: Vec<ServerProcess> = match backend {
-        Backend::Postgres => (0..2).map(|_| ServerProcess::start(&app.database_url)).collect(),
+        Backend::Postgres => (0..2)
+            .map(|_| ServerProcess::start(&app.database_url))
+            .collect(),
         Backend::Sqlite => Vec::new(),
     };
     let bases: Vec<String> = if servers.is_empty() {
@@ -155,20 +170,31 @@ async fn the_feed_misses_nothing_under_concurrent_writers(backend: Backend) {
     let mut after: Option<String> = None;
     let mut latest: HashMap<String, Value> = HashMap::new();
     for round in 0..rounds() {
-        let writers = (0..WRITERS).map(|w| {
-            let (client, key, base) = (app.client.clone(), app.api_key.clone(), bases[w % bases.len()].clone());
-            tokio::spawn(async move {
-                let mut acked = Vec::new();
-                for b in 0..BATCHES {
-                    let (orders, totals) = writer_batch(round, w, b);
-                    let resp = client.post(format!("{base}/api/orders/sync")).bearer_auth(&key)
-                        .json(&batch(orders)).send().await.unwrap();
-                    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-                    acked.extend(totals);
-                }
-                acked
+        let writers = (0..WRITERS)
+            .map(|w| {
+                let (client, key, base) = (
+                    app.client.clone(),
+                    app.api_key.clone(),
+                    bases[w % bases.len()].clone(),
+                );
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for b in 0..BATCHES {
+                        let (orders, totals) = writer_batch(round, w, b);
+                        let resp = client
+                            .post(format!("{base}/api/orders/sync"))
+                            .bearer_auth(&key)
+                            .json(&batch(orders))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+                        acked.extend(totals);
+                    }
+                    acked
+                })
             })
-        }).collect::<Vec<_>>();
+            .collect::<Vec<_>>();
         // The other account writes meanwhile; none of it may show.
         let other = json!({"accountId": app.other_account_id, "items": (0..50).map(|i| json!(
             {"externalId": format!("theirs-{round}-{i}"), "destinationCountry": "US",
@@ -206,19 +232,29 @@ async fn the_feed_misses_nothing_under_concurrent_writers(backend: Backend) {
             for o in orders {
                 latest.insert(o["externalId"].as_str().unwrap().to_owned(), o);
             }
-            let missing: Vec<&String> = expected.iter()
-                .filter(|(id, total)| latest.get(*id).and_then(|o| o["totalValueUsd"].as_u64()) != Some(**total))
+            let missing: Vec<&String> = expected
+                .iter()
+                .filter(|(id, total)| {
+                    latest.get(*id).and_then(|o| o["totalValueUsd"].as_u64()) != Some(**total)
+                })
                 .map(|(id, _)| id)
                 .collect();
             if missing.is_empty() {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline,
+            assert!(
+                std::time::Instant::now() < deadline,
                 "round {round}: {} acknowledged orders never arrived in their last state, e.g. {:?}",
-                missing.len(), &missing[..missing.len().min(5)]);
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert!(latest.values().all(|o| o["accountId"] == app.account_id.as_str()));
+        assert!(
+            latest
+                .values()
+                .all(|o| o["accountId"] == app.account_id.as_str())
+        );
         assert!(latest.keys().all(|id| !id.starts_with("theirs-")));
     }
 }

@@ -12,6 +12,8 @@
 //! - S4  replays of one completed idempotent request, 32 connections;
 //! - S5  `GET /api/orders/{id}`, 32 connections;
 //! - S1f S1 while a consumer follows the change feed in pages of 200;
+//! - P   previews of 1,000 orders × 3 lines (half changed, half new), one
+//!   at a time;
 //! - F   the flood: another account sends 400 syncs of 1,000 orders × 3
 //!   lines, 200 at a time, while this one sends single-order syncs one
 //!   after another (see `support/flood.rs`);
@@ -42,7 +44,7 @@ mod scripts;
 #[path = "support/server.rs"]
 mod server;
 
-use scripts::{S1, S2, S3, S3U, S4, S5, lua_common};
+use scripts::{P, S1, S2, S3, S3U, S4, S5, lua_common};
 use server::{Server, create_account, psql};
 
 const PRODUCTS: usize = 200;
@@ -192,7 +194,7 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
     assert!(resp.status().is_success());
 
     let common = lua_common(&key, &products, &order_ids, &replay_body);
-    let scenarios: [(&str, &str, u32, u64); 7] = [
+    let scenarios: [(&str, &str, u32, u64); 8] = [
         ("S1", S1, CONNECTIONS, 1),
         // S1 again, with a change-feed consumer following it.
         ("S1f", S1, CONNECTIONS, 1),
@@ -201,6 +203,7 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         ("S3u", S3U, CONNECTIONS, 1),
         ("S4", S4, CONNECTIONS, 1),
         ("S5", S5, CONNECTIONS, 1),
+        ("P", P, 1, 1000),
     ];
     // `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those (while profiling).
     let only: Option<Vec<String>> = std::env::var("ENTRYGO_BENCH_SCENARIOS")

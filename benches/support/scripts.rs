@@ -1,4 +1,4 @@
-//! The wrk Lua scripts of scenarios S1 to S5.
+//! The wrk Lua scripts of scenarios S1 to S5 and P.
 
 use serde_json::Value;
 
@@ -31,10 +31,11 @@ function product(i) return products[(i % #products) + 1] end
 function order(ext, i, q)
   return string.format('{{"externalId":"%s","destinationCountry":"US","destinationRegion":"CA","items":[{{"productId":"%s","quantity":%d,"unitValueUsd":10.5}},{{"productId":"%s","quantity":2,"unitValueUsd":3}},{{"productId":"%s","quantity":3,"unitValueUsd":0.99}}]}}', ext, product(i), q, product(i + 1), product(i + 2))
 end
-function sync(body, idem)
+function post(path, body, idem)
   local headers = {{["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json", ["Idempotency-Key"] = idem}}
-  return wrk.format("POST", "/api/orders/sync", headers, '{{"accountId":"acc_load","items":[' .. body .. ']}}')
+  return wrk.format("POST", path, headers, '{{"accountId":"acc_load","items":[' .. body .. ']}}')
 end
+function sync(body, idem) return post("/api/orders/sync", body, idem) end
 "#,
         quote(products),
         quote(orders),
@@ -87,5 +88,23 @@ pub const S5: &str = r#"
 request = function()
   local id = orders[math.random(1, #orders)]
   return wrk.format("GET", "/api/orders/" .. id, {["Authorization"] = "Bearer " .. key})
+end
+"#;
+
+/// Previews of 1,000 orders × 3 lines, as S2's bodies: half of them seeded
+/// orders with a new quantity, half new.
+pub const P: &str = r#"
+request = function()
+  counter = counter + 1
+  local parts = {}
+  for i = 1, 1000 do
+    if i % 2 == 0 then
+      local s = (counter * 500 + i / 2) % 10000
+      parts[i] = order(string.format("seed-%05d", s), s, 2 + counter)
+    else
+      parts[i] = order("p-" .. tid .. "-" .. counter .. "-" .. i, i, 1)
+    end
+  end
+  return post("/api/orders/sync/preview", table.concat(parts, ","), "k-p-" .. tid .. "-" .. counter)
 end
 "#;

@@ -8,6 +8,7 @@ pub mod health;
 pub mod orders;
 pub mod pagination;
 pub mod payload;
+pub mod preview;
 pub mod products;
 mod resource;
 pub mod types;
@@ -38,13 +39,23 @@ pub enum ApiTags {
     Health,
 }
 
-pub type Apis = (orders::OrdersApi, products::ProductsApi, health::HealthApi);
+pub type Apis = (
+    orders::OrdersApi,
+    products::ProductsApi,
+    preview::PreviewApi,
+    health::HealthApi,
+);
 
 /// The API with its metadata. Needs no database, so the spec can be built
 /// anywhere (`entrygo openapi`, the spec test).
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (orders::OrdersApi, products::ProductsApi, health::HealthApi),
+        (
+            orders::OrdersApi,
+            products::ProductsApi,
+            preview::PreviewApi,
+            health::HealthApi,
+        ),
         "EntryGo intake API",
         "1.0.0",
     )
@@ -246,4 +257,20 @@ where
         rate_limit_policy,
         rate_limit,
     })
+}
+
+/// A preview handler's work, for every resource: admission and the body
+/// read within it, as for a sync, then the one domain call.
+pub async fn run_preview<R, T>(
+    state: &AppState,
+    account: &str,
+    mut body: SyncBody<T>,
+) -> Result<domain::preview::Preview, ApiError>
+where
+    R: domain::preview::Previewable,
+    ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
+{
+    let header = body.take_idempotency_header();
+    let (ticket, body) = admit_and_read(state, account, body).await?;
+    Ok(domain::preview::preview::<R>(state, account, header.as_deref(), body, ticket).await?)
 }

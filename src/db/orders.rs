@@ -270,3 +270,29 @@ pub async fn lines_of(
     }
     Ok(lines)
 }
+
+/// The stored ID and content hash of each of the account's orders among
+/// `external_ids`, by external ID (what an upsert would compare).
+pub async fn stored_hashes(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    external_ids: &[&str],
+) -> Result<HashMap<String, (String, Option<String>)>, DbErr> {
+    let mut found = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(chunk_rows(1)) {
+        let rows: Vec<(String, String, Option<String>)> = orders::Entity::find()
+            .select_only()
+            .columns([
+                orders::Column::ExternalId,
+                orders::Column::Id,
+                orders::Column::ContentHash,
+            ])
+            .filter(orders::Column::AccountId.eq(account))
+            .filter(orders::Column::ExternalId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        found.extend(rows.into_iter().map(|(e, id, hash)| (e, (id, hash))));
+    }
+    Ok(found)
+}

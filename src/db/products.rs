@@ -133,3 +133,21 @@ pub async fn page(
         .all(conn)
         .await
 }
+
+/// The account's products among `external_ids`, by external ID.
+pub async fn by_external_ids(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    external_ids: &[&str],
+) -> Result<HashMap<String, products::Model>, DbErr> {
+    let mut found = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(chunk_rows(1)) {
+        let rows = products::Entity::find()
+            .filter(products::Column::AccountId.eq(account))
+            .filter(products::Column::ExternalId.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?;
+        found.extend(rows.into_iter().map(|p| (p.external_id.clone(), p)));
+    }
+    Ok(found)
+}

@@ -8,6 +8,7 @@ mod group_commit;
 pub mod idempotency;
 pub mod money;
 pub mod orders;
+pub mod preview;
 pub mod products;
 pub mod sync;
 pub mod writer;

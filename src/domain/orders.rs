@@ -17,7 +17,9 @@ use crate::{
         orders::{LineRow, OrderRow},
     },
     domain::{
-        MAX_PAGE, Page, money, new_id, products, render, storable,
+        MAX_PAGE, Page, money, new_id,
+        preview::{Action, Planned, Previewable},
+        products, render, storable,
         sync::{Syncable, batch_items},
         unstorable_filter,
         writer::{self, Writer},
@@ -172,6 +174,38 @@ impl writer::Resource for Orders {
                     .map(|((input, (id, _)), total)| input.to_order(id, account, *total))
                     .collect();
                 render(&synced)
+            })
+            .collect())
+    }
+}
+
+impl Previewable for Orders {
+    /// An order is unchanged when its stored content hash is the one the
+    /// upsert would write, exactly the upsert's own test.
+    async fn plan(
+        txn: &DatabaseTransaction,
+        account: &str,
+        inputs: &[OrderInput],
+        prepared: &Prepared,
+    ) -> AppResult<Vec<Planned>> {
+        let external_ids: Vec<&str> = inputs.iter().map(|o| o.external_id.as_str()).collect();
+        let mut stored = db::orders::stored_hashes(txn, account, &external_ids).await?;
+        Ok(inputs
+            .iter()
+            .zip(&prepared.hashes)
+            .zip(&prepared.totals)
+            .map(|((input, hash), total)| {
+                let (id, action) = match stored.remove(&input.external_id) {
+                    None => (None, Action::Create),
+                    Some((id, Some(stored))) if stored == *hash => (Some(id), Action::Unchanged),
+                    Some((id, _)) => (Some(id), Action::Update),
+                };
+                Planned {
+                    external_id: input.external_id.clone(),
+                    id,
+                    action,
+                    total_value_usd: Some(*total),
+                }
             })
             .collect())
     }

@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::{
     db::{self, Db, entities::products, products::ProductRow},
     domain::{
-        MAX_PAGE, Page, new_id, render, storable,
+        MAX_PAGE, Page, new_id,
+        preview::{Action, Planned, Previewable},
+        render, storable,
         sync::Syncable,
         unstorable_filter,
         writer::{self, Writer},
@@ -56,6 +58,46 @@ pub struct Product {
     pub hs_code: Option<String>,
     pub country_of_origin: Option<String>,
     pub description: Option<String>,
+}
+
+/// A product is unchanged when every field a sync replaces already holds
+/// the synced value: the write would store the same product.
+impl Previewable for Products {
+    async fn plan(
+        txn: &DatabaseTransaction,
+        account: &str,
+        inputs: &[ProductInput],
+        _prepared: &(),
+    ) -> AppResult<Vec<Planned>> {
+        let external_ids: Vec<&str> = inputs.iter().map(|p| p.external_id.as_str()).collect();
+        let mut stored = db::products::by_external_ids(txn, account, &external_ids).await?;
+        Ok(inputs
+            .iter()
+            .map(|input| {
+                let (id, action) = match stored.remove(&input.external_id) {
+                    None => (None, Action::Create),
+                    Some(p) => {
+                        let same = p.name == input.name
+                            && p.hs_code == input.hs_code
+                            && p.country_of_origin == input.country_of_origin
+                            && p.description == input.description;
+                        let action = if same {
+                            Action::Unchanged
+                        } else {
+                            Action::Update
+                        };
+                        (Some(p.id), action)
+                    }
+                };
+                Planned {
+                    external_id: input.external_id.clone(),
+                    id,
+                    action,
+                    total_value_usd: None,
+                }
+            })
+            .collect())
+    }
 }
 
 /// Products as a resource of the sync use case and its writer: upsert by

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::{
     domain::{
         admission::Ticket,
-        idempotency::{self, Claim, Earlier, Outcome},
+        idempotency::{self, Claim, Earlier, Idempotent, Outcome},
         writer::{Resource, Writer},
     },
     error::{AppError, AppResult, Issue},
@@ -70,14 +70,52 @@ pub async fn sync<R: Syncable>(
     state: &AppState,
     account: &str,
     idempotency_header: Option<&str>,
-    mut body: impl SyncBody<R::Input>,
+    body: impl SyncBody<R::Input>,
     ticket: Ticket,
 ) -> AppResult<Outcome> {
+    let (inputs, idem) = match check::<R>(state, account, idempotency_header, body).await? {
+        Checked::Replay(outcome) => return Ok(outcome),
+        Checked::Fresh { inputs, idem } => (inputs, idem),
+    };
+    // A writer that is restarting takes nothing: refuse before claiming.
+    let writer = R::writer(state);
+    writer.ensure_running()?;
+    let claim = match state
+        .idempotency
+        .claim(&state.db, account, idem.as_ref())
+        .await?
+    {
+        Claim::Held(claim) => claim,
+        Claim::Replay(outcome) => return Ok(outcome),
+    };
+    tracing::debug!("sync claimed");
+    writer.write(account, inputs, idem, claim, ticket).await
+}
+
+/// What the checks of a sync left to do.
+pub enum Checked<I> {
+    /// An earlier request with the same key completed: its response.
+    Replay(Outcome),
+    /// A valid request to execute (or preview).
+    Fresh {
+        inputs: Vec<I>,
+        idem: Option<Idempotent>,
+    },
+}
+
+/// Steps 1 to 4 of a sync, shared with its preview: a remembered replay,
+/// scope, every rule, and the idempotency verdicts that need no claim.
+pub async fn check<R: Syncable>(
+    state: &AppState,
+    account: &str,
+    idempotency_header: Option<&str>,
+    mut body: impl SyncBody<R::Input>,
+) -> AppResult<Checked<R::Input>> {
     let (idem, mut issues) =
         idempotency::from_request(R::OPERATION, idempotency_header, body.raw_mut());
     let earlier = state.idempotency.earlier(account, idem.as_ref());
     if let Earlier::Replay(outcome) = earlier {
-        return Ok(outcome);
+        return Ok(Checked::Replay(outcome));
     }
     check_scope(account, body.raw())?;
     issues.extend(duplicate_external_ids(body.raw()));
@@ -92,25 +130,13 @@ pub async fn sync<R: Syncable>(
                 .idempotency
                 .replay_of_rejected(&state.db, account, idem.as_ref())
                 .await?;
-            return replay.ok_or(rejected);
+            return replay.map(Checked::Replay).ok_or(rejected);
         }
     };
     if let Earlier::Reused = earlier {
         return Err(AppError::IdempotencyKeyReused);
     }
-    // A writer that is restarting takes nothing: refuse before claiming.
-    let writer = R::writer(state);
-    writer.ensure_running()?;
-    let claim = match state
-        .idempotency
-        .claim(&state.db, account, idem.as_ref())
-        .await?
-    {
-        Claim::Held(claim) => claim,
-        Claim::Replay(outcome) => return Ok(outcome),
-    };
-    tracing::debug!("sync claimed");
-    writer.write(account, inputs, idem, claim, ticket).await
+    Ok(Checked::Fresh { inputs, idem })
 }
 
 /// 403 when the body names an `accountId` (a string) other than the key's.

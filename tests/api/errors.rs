@@ -76,16 +76,19 @@ async fn oversized_bodies(backend: Backend) {
     };
     let mut big = seed_order_request();
     big["items"][0]["metadata"] = json!({"pad": "x".repeat(5000)});
-    // Declared length over the limit: refused before the key is even checked.
-    let resp = app
-        .client
-        .post(app.url("/api/orders/sync"))
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    assert_eq!(body_json(resp).await["errorCode"], "PAYLOAD_TOO_LARGE");
+    // Declared length over the limit: refused before the key is even
+    // checked, by a sync and by its preview alike.
+    for path in ["/api/orders/sync", "/api/orders/sync/preview"] {
+        let resp = app
+            .client
+            .post(app.url(path))
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413, "{path}");
+        assert_eq!(body_json(resp).await["errorCode"], "PAYLOAD_TOO_LARGE");
+    }
     // Chunked, with no declared length: cut off while reading.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
         .to_string()

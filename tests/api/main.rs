@@ -16,6 +16,7 @@ mod openapi_spec;
 mod operations;
 mod orders_sync;
 mod overload;
+mod preview;
 mod products;
 mod reads;
 mod sdk_rust;

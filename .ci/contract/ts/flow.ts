@@ -34,6 +34,9 @@ const order = {
   ],
 };
 const params = { header: { "Idempotency-Key": "ts-orders-sync-001" } };
+const preview = await client.POST("/api/orders/sync/preview", { params, body: order });
+check(preview.data?.idempotency === "new", `preview: ${preview.response.status}`);
+check(preview.data.data[0]?.action === "create" && preview.data.data[0].id === null, "preview: create");
 const first = await client.POST("/api/orders/sync", { params, body: order });
 check(first.response.status === 200 && first.data, `first sync: ${first.response.status}`);
 const retry = await client.POST("/api/orders/sync", { params, body: order });
@@ -46,4 +49,16 @@ const read = await client.GET("/api/orders/{id}", { params: { path: { id } } });
 check(read.data?.id === id && read.data.totalValueUsd === 255, "read back");
 const listed = await client.GET("/api/orders", { params: { query: { externalId: "ts-wms-order-1001" } } });
 check(listed.data?.data[0]?.id === id && listed.data.nextCursor === null, "listed by externalId");
+const replayPreview = await client.POST("/api/orders/sync/preview", { params, body: order });
+check(replayPreview.data?.idempotency === "replay" && replayPreview.data.data[0]?.id === id, "preview: replay");
+let after: string | undefined;
+let found = false;
+for (;;) {
+  const page = await client.GET("/api/orders/changes", { params: { query: { limit: 200, ...(after ? { after } : {}) } } });
+  check(page.data, `changes: ${page.response.status}`);
+  found ||= page.data.data.some((o) => o.id === id);
+  after = page.data.nextToken;
+  if (page.data.data.length === 0) break;
+}
+check(found, "the synced order is in the change feed");
 console.log(`typescript SDK: seed flow ok (order ${id}, total ${read.data.totalValueUsd})`);

@@ -74,6 +74,23 @@ impl Idempotency {
         Ok(record.and_then(|record| replay(&record, idem).ok()))
     }
 
+    /// What a stored record of this request's key says (one indexed read):
+    /// the verdict a write's recheck would reach, without taking the key.
+    pub async fn stored(
+        &self,
+        db: &Db,
+        account: &str,
+        idem: Option<&Idempotent>,
+    ) -> AppResult<Earlier> {
+        let Some(idem) = idem else {
+            return Ok(Earlier::None);
+        };
+        Ok(match self.read_one(db.conn(), account, idem).await? {
+            Some(record) => judge(&record, idem),
+            None => Earlier::None,
+        })
+    }
+
     /// The live records of these requests' scopes, in one statement,
     /// parallel to `requests`; each one found is remembered.
     async fn read(

@@ -214,7 +214,7 @@ impl OrdersApi {
         state: poem::web::Data<&AppState>,
         /// The `nextToken` of the previous page, as it was received (opaque);
         /// absent to start from the beginning.
-        #[oai(validator(min_length = 1, max_length = 200))]
+        #[oai(validator(pattern = "^[0-9a-f]{16}(ord_[A-Za-z0-9_]{1,60})?$"))]
         after: Query<Option<String>>,
         /// Page size, 1 to 200.
         #[oai(

@@ -34,19 +34,26 @@ impl Position {
         id: String::new(),
     };
 
-    /// The token: hex of `<seq>:<id>`, so clients treat it as opaque.
+    /// The token: `seq` as 16 hex digits (shifted so that their order is
+    /// the numbers' order), then the ID. Clients treat it as opaque; its
+    /// shape (`^[0-9a-f]{16}(ord_[A-Za-z0-9_]{1,60})?$`, stated by the
+    /// spec) is checked here too, and every string of that shape is a
+    /// position, as every well-formed ID is a listing cursor.
     fn token(&self) -> String {
-        hex::encode(format!("{}:{}", self.seq, self.id))
+        format!("{:016x}{}", (self.seq as u64) ^ SIGN, self.id)
     }
 
-    /// A token this API issued, or `None`.
+    /// A token of the token's shape, or `None`.
     fn parse(token: &str) -> Option<Self> {
-        let text = String::from_utf8(hex::decode(token).ok()?).ok()?;
-        let (seq, id) = text.split_once(':')?;
-        let seq = seq.parse().ok()?;
+        let (seq, id) = token.split_at_checked(16)?;
+        if !seq.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let seq = (u64::from_str_radix(seq, 16).ok()? ^ SIGN) as i64;
         let id_ok = id.is_empty()
             || id.strip_prefix("ord_").is_some_and(|rest| {
-                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                (1..=60).contains(&rest.len())
+                    && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             });
         id_ok.then(|| Position {
             seq,
@@ -54,6 +61,9 @@ impl Position {
         })
     }
 }
+
+/// Flips the sign bit: `i64` order becomes `u64` order.
+const SIGN: u64 = 1 << 63;
 
 /// Up to `limit` changed orders of the account after the token `after`
 /// (from the start without one), each in its state at this read.
@@ -117,10 +127,21 @@ mod tests {
             "",
             "zz",
             "ord_123",
-            &hex::encode("1:prod_1"),
-            &hex::encode("x:"),
+            "0123456789abcdeX",
+            "0123456789ABCDEF",
+            "0123456789abcdefprod_1",
+            "0123456789abcdeford_",
         ] {
             assert_eq!(Position::parse(foreign), None, "{foreign}");
         }
+        // Any string of the shape is a position, and tokens sort as their
+        // positions do.
+        assert!(Position::parse("0123456789abcdeford_x1").is_some());
+        let at = |seq| Position {
+            seq,
+            id: String::new(),
+        };
+        assert!(at(-5).token() < at(3).token());
+        assert!(Position::START.token() < at(i64::MIN + 1).token());
     }
 }

@@ -99,7 +99,7 @@ both_backends! {
     }
 
     async fn a_token_that_is_not_ours_is_a_validation_error_at_after(app) {
-        for after in ["nope", "ord_123", "2d31323a6f72645f"] {
+        for after in ["nope", "ord_123", "2d31323a6f72645", "2d31323a6f72645fprod_1"] {
             let resp = app.client.get(app.url(CHANGES)).bearer_auth(&app.api_key)
                 .query(&[("after", after)]).send().await.unwrap();
             assert_eq!(resp.status(), 400, "{after}");

@@ -67,6 +67,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         // The key alone on the first line of stdout, so scripts can read it.
         println!("{}", key.api_key);
     }
+    if let Some(port) = app.metrics_port() {
+        tracing::info!(port, "metrics listening");
+    }
     tracing::info!(port = app.port(), "listening");
     app.run().await.context("server failed")
 }

@@ -135,6 +135,11 @@ pub struct ServeArgs {
     /// refused, in milliseconds.
     #[arg(long, env = "ENTRYGO_ADMISSION_WAIT_MS", default_value_t = 250)]
     pub admission_wait_ms: u64,
+
+    /// Serve Prometheus metrics at `GET /metrics` on this address (its own
+    /// listener, never the API's); off when absent.
+    #[arg(long, env = "ENTRYGO_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Sized for a 2-core machine: a sync in flight takes up to about twenty
@@ -158,6 +163,7 @@ impl Default for ServeArgs {
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             account_inflight_bytes: DEFAULT_ACCOUNT_INFLIGHT_BYTES,
             admission_wait_ms: 250,
+            metrics_addr: None,
         }
     }
 }

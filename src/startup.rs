@@ -34,6 +34,7 @@ use crate::{
         writer::Writer,
     },
     state::AppState,
+    telemetry::metrics::{self, MetricsListener},
 };
 
 /// How often expired idempotency records are deleted.
@@ -43,6 +44,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 pub struct Application {
     port: u16,
     acceptor: TcpAcceptor,
+    metrics: Option<MetricsListener>,
     state: AppState,
 }
 
@@ -60,9 +62,14 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .context("listener has no socket address")?;
+        let metrics = match settings.serve.metrics_addr {
+            Some(addr) => Some(MetricsListener::bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             port,
             acceptor,
+            metrics,
             state: {
                 let idempotency =
                     Idempotency::new(Duration::from_secs(settings.serve.idempotency_ttl));
@@ -88,6 +95,11 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's port, with `--metrics-addr`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().and_then(MetricsListener::port)
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -103,11 +115,15 @@ impl Application {
         let db = self.state.db.clone();
         let grace = Duration::from_secs(self.state.settings.serve.shutdown_timeout);
         let purge = tokio::spawn(idempotency::purge_expired_forever(db.clone(), PURGE_EVERY));
+        let metrics = self.metrics.map(|m| tokio::spawn(m.serve(db.clone())));
         let app = app(self.state);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, signal, Some(grace))
             .await;
         purge.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         tracing::info!("stopped; closing the database pool");
         if let Err(e) = db.close().await {
             tracing::warn!(error = %e, "closing the pool failed");
@@ -208,8 +224,14 @@ async fn observe<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Respon
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let span = tracing::info_span!("request", request_id = %request_id, account_id = tracing::field::Empty);
     let started = Instant::now();
+    let recording = metrics::HttpRequest::start();
     let mut resp = next.get_response(req).instrument(span.clone()).await;
     let operation = resp.data::<OperationId>().map(|op| op.0);
+    recording.finish(
+        method.as_str(),
+        api::route_label(operation, &path),
+        resp.status().as_u16(),
+    );
     span.in_scope(|| {
         tracing::info!(
             %method,

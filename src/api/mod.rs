@@ -163,40 +163,78 @@ fn title_case_header(name: &str) -> String {
         .join("-")
 }
 
+/// Each documented path template, split into segments, with the methods
+/// and operation IDs it serves.
+struct SpecRoute {
+    template: &'static str,
+    segments: Vec<&'static str>,
+    methods: String,
+    operations: Vec<String>,
+}
+
+static ROUTES: LazyLock<Vec<SpecRoute>> = LazyLock::new(|| {
+    let spec: Value = serde_json::from_str(&spec_json()).expect("spec is JSON");
+    spec["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(template, ops)| {
+            let template: &'static str = Box::leak(template.clone().into_boxed_str());
+            let ops: Vec<(&String, &Value)> = ops.as_object().into_iter().flatten().collect();
+            SpecRoute {
+                template,
+                segments: template.split('/').collect(),
+                methods: ops
+                    .iter()
+                    .map(|(m, _)| m.to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                operations: ops
+                    .iter()
+                    .filter_map(|(_, op)| op["operationId"].as_str().map(str::to_owned))
+                    .collect(),
+            }
+        })
+        .collect()
+});
+
+/// The documented route `path` belongs to. An exact path
+/// (`/api/orders/sync`) beats a template (`/api/orders/{id}`).
+fn spec_route(path: &str) -> Option<&'static SpecRoute> {
+    ROUTES
+        .iter()
+        .filter(|route| {
+            route.segments.len() == path.split('/').count()
+                && route
+                    .segments
+                    .iter()
+                    .zip(path.split('/'))
+                    .all(|(t, s)| *t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        .min_by_key(|route| route.segments.iter().filter(|t| t.starts_with('{')).count())
+}
+
 /// The methods each documented path accepts, for the `Allow` header of a
 /// 405 (RFC 9110 requires it).
 pub fn allowed_methods(path: &str) -> Option<String> {
-    static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
-        let spec: Value = serde_json::from_str(&spec_json()).expect("spec is JSON");
-        spec["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(template, ops)| {
-                let segments = template.split('/').map(str::to_owned).collect();
-                let methods: Vec<String> = ops
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(m, _)| m.to_uppercase())
-                    .collect();
-                (segments, methods.join(", "))
-            })
-            .collect()
-    });
-    let segments: Vec<&str> = path.split('/').collect();
-    ROUTES
-        .iter()
-        .filter(|(template, _)| {
-            template.len() == segments.len()
-                && template
-                    .iter()
-                    .zip(&segments)
-                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
-        })
-        // An exact path (`/api/orders/sync`) beats a template (`/api/orders/{id}`).
-        .min_by_key(|(template, _)| template.iter().filter(|t| t.starts_with('{')).count())
-        .map(|(_, methods)| methods.clone())
+    spec_route(path).map(|route| route.methods.clone())
+}
+
+/// The `http_route` label of a request: the route template of the
+/// operation that answered, else the documented route its path belongs to
+/// (a request refused before routing, e.g. a 413), else a fixed value, so
+/// that no label carries a raw path.
+pub fn route_label(operation: Option<&str>, path: &str) -> &'static str {
+    if let Some(op) = operation
+        && let Some(route) = ROUTES.iter().find(|r| r.operations.iter().any(|o| o == op))
+    {
+        return route.template;
+    }
+    match path {
+        "/openapi.json" => "/openapi.json",
+        "/docs" => "/docs",
+        _ => spec_route(path).map_or("unmatched", |route| route.template),
+    }
 }
 
 /// Admits a write of `account` into the process's budgets, then reads its

@@ -228,6 +228,26 @@ impl Db {
             .map(drop)
     }
 
+    /// Connections of the pools (the SQLite writer's included): (in use,
+    /// idle).
+    pub fn pool_connections(&self) -> (usize, usize) {
+        let count = |conn: &DatabaseConnection| match conn.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = conn.get_postgres_connection_pool();
+                (pool.size() as usize, pool.num_idle())
+            }
+            _ => {
+                let pool = conn.get_sqlite_connection_pool();
+                (pool.size() as usize, pool.num_idle())
+            }
+        };
+        let (size, idle) = std::iter::once(&self.conn)
+            .chain(&self.sqlite_writer)
+            .map(count)
+            .fold((0, 0), |(s, i), (cs, ci)| (s + cs, i + ci));
+        (size.saturating_sub(idle), idle)
+    }
+
     /// Closes the pool (at shutdown).
     pub async fn close(self) -> Result<(), DbErr> {
         if let Some(writer) = self.sqlite_writer {

@@ -31,7 +31,10 @@ use std::{
 
 use tokio::sync::Notify;
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    error::{AppError, AppResult},
+    telemetry::metrics,
+};
 
 /// Smallest charge of a request: what it costs beyond its body.
 pub const MIN_WEIGHT: u64 = 4 << 10;
@@ -213,6 +216,10 @@ impl Admission {
     }
 
     fn refusal(&self, refusal: Refusal) -> AppError {
+        metrics::refused(match refusal {
+            Refusal::AccountShare => "rate_limited",
+            Refusal::Process => "overloaded",
+        });
         match refusal {
             Refusal::AccountShare => AppError::RateLimited {
                 share_bytes: self.0.limits.account_bytes,

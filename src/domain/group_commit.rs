@@ -8,9 +8,10 @@ use crate::{
     domain::{
         idempotency::{Idempotency, Idempotent, Outcome},
         should_retry,
-        writer::{Job, LARGE_JOB_ITEMS, MAX_BATCH_ITEMS, MAX_BATCH_JOBS, Resource},
+        writer::{ItemCounts, Job, LARGE_JOB_ITEMS, MAX_BATCH_ITEMS, MAX_BATCH_JOBS, Resource},
     },
     error::AppResult,
+    telemetry::metrics,
 };
 
 /// The next batch: jobs in arrival order, skipping (for now) any job that
@@ -116,6 +117,7 @@ async fn write_batch<R: Resource>(
 
     // One write per account (a batch nearly always has one).
     let mut bodies: Vec<(usize, String)> = Vec::with_capacity(active.len());
+    let mut items = ItemCounts::default();
     let mut accounts: Vec<&str> = active.iter().map(|&i| batch[i].account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
@@ -129,7 +131,8 @@ async fn write_batch<R: Resource>(
             .iter()
             .map(|&i| (batch[i].inputs.as_slice(), &batch[i].prepared))
             .collect();
-        let written = R::write(&txn, account, &syncs).await?;
+        let (written, counts) = R::write(&txn, account, &syncs).await?;
+        items += counts;
         bodies.extend(jobs.into_iter().zip(written));
     }
     let responses: Vec<(&str, Option<&Idempotent>, &str)> = bodies
@@ -145,6 +148,8 @@ async fn write_batch<R: Resource>(
     let completion = idempotency.complete(&*txn, &responses).await?;
     txn.commit().await?;
     completion.committed();
+    metrics::items_synced(R::NAME, items);
+    metrics::batch_written(R::NAME, batch.len());
     tracing::debug!(
         resource = R::NAME,
         jobs = batch.len(),

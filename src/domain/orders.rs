@@ -14,7 +14,7 @@ use crate::{
     db::{
         self, Db,
         entities::{order_items, orders},
-        orders::{LineRow, OrderRow},
+        orders::{LineRow, OrderRow, Written},
     },
     domain::{
         MAX_PAGE, Page, money, new_id,
@@ -22,7 +22,7 @@ use crate::{
         products, render, storable,
         sync::{Syncable, batch_items},
         unstorable_filter,
-        writer::{self, Writer},
+        writer::{self, ItemCounts, Writer},
     },
     error::{AppError, AppResult, Issue, Resource},
     state::AppState,
@@ -146,7 +146,7 @@ impl writer::Resource for Orders {
         txn: &DatabaseTransaction,
         account: &str,
         syncs: &[(&[OrderInput], &Prepared)],
-    ) -> AppResult<Vec<String>> {
+    ) -> AppResult<(Vec<String>, ItemCounts)> {
         let rows: Vec<OrderRow<'_>> = syncs
             .iter()
             .flat_map(|(inputs, prepared)| {
@@ -163,8 +163,16 @@ impl writer::Resource for Orders {
             .flat_map(|(inputs, _)| inputs.iter().map(OrderInput::line_rows))
             .collect();
         db::orders::replace_lines(txn, &lines, &ids).await?;
+        let mut counts = ItemCounts::default();
+        for (_, written) in &ids {
+            match written {
+                Written::Inserted => counts.created += 1,
+                Written::Updated => counts.updated += 1,
+                Written::Unchanged => counts.unchanged += 1,
+            }
+        }
         let mut ids = ids.into_iter();
-        Ok(syncs
+        let bodies = syncs
             .iter()
             .map(|(inputs, prepared)| {
                 let synced: Vec<Order> = inputs
@@ -175,7 +183,8 @@ impl writer::Resource for Orders {
                     .collect();
                 render(&synced)
             })
-            .collect())
+            .collect();
+        Ok((bodies, counts))
     }
 }
 

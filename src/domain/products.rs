@@ -16,7 +16,7 @@ use crate::{
         render, storable,
         sync::Syncable,
         unstorable_filter,
-        writer::{self, Writer},
+        writer::{self, ItemCounts, Writer},
     },
     error::{AppError, AppResult, Resource},
     state::AppState,
@@ -122,13 +122,22 @@ impl writer::Resource for Products {
         txn: &DatabaseTransaction,
         account: &str,
         syncs: &[(&[ProductInput], &())],
-    ) -> AppResult<Vec<String>> {
+    ) -> AppResult<(Vec<String>, ItemCounts)> {
         let rows: Vec<ProductRow<'_>> = syncs
             .iter()
             .flat_map(|(inputs, _)| inputs.iter().map(ProductInput::row))
             .collect();
-        let mut ids = db::products::upsert(txn, account, &rows).await?.into_iter();
-        Ok(syncs
+        let ids = db::products::upsert(txn, account, &rows).await?;
+        // A product keeps its ID: one that got the fresh ID is new. A
+        // re-sync rewrites every field, so none is unchanged.
+        let created = rows.iter().zip(&ids).filter(|(r, id)| r.fresh_id == **id).count() as u64;
+        let counts = ItemCounts {
+            created,
+            updated: ids.len() as u64 - created,
+            unchanged: 0,
+        };
+        let mut ids = ids.into_iter();
+        let bodies = syncs
             .iter()
             .map(|(inputs, _)| {
                 let synced: Vec<Product> = inputs
@@ -146,7 +155,8 @@ impl writer::Resource for Products {
                     .collect();
                 render(&synced)
             })
-            .collect())
+            .collect();
+        Ok((bodies, counts))
     }
 }
 

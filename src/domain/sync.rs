@@ -23,6 +23,7 @@ use crate::{
     },
     error::{AppError, AppResult, Issue},
     state::AppState,
+    telemetry::metrics,
 };
 
 /// A resource a client syncs.
@@ -67,6 +68,23 @@ pub trait SyncBody<I> {
 // included); the request's own info span names the account already.
 #[tracing::instrument(level = "debug", skip_all, fields(operation = R::OPERATION))]
 pub async fn sync<R: Syncable>(
+    state: &AppState,
+    account: &str,
+    idempotency_header: Option<&str>,
+    body: impl SyncBody<R::Input>,
+    ticket: Ticket,
+) -> AppResult<Outcome> {
+    let result = execute::<R>(state, account, idempotency_header, body, ticket).await;
+    match &result {
+        Ok(outcome) if outcome.replayed => metrics::idempotency_outcome("replayed"),
+        Err(AppError::IdempotencyKeyInUse) => metrics::idempotency_outcome("in_use"),
+        Err(AppError::IdempotencyKeyReused) => metrics::idempotency_outcome("reused"),
+        _ => {}
+    }
+    result
+}
+
+async fn execute<R: Syncable>(
     state: &AppState,
     account: &str,
     idempotency_header: Option<&str>,

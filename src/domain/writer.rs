@@ -46,6 +46,7 @@ use crate::{
         idempotency::{Idempotency, Idempotent, InFlightGuard, Outcome},
     },
     error::{AppError, AppResult},
+    telemetry::metrics,
 };
 
 /// What the writer needs to know of a resource.
@@ -63,12 +64,29 @@ pub trait Resource: Send + Sync + 'static {
     fn external_id(input: &Self::Input) -> &str;
 
     /// Writes the syncs of one account inside `txn`, one statement per
-    /// table for all of them; returns each sync's response body.
+    /// table for all of them; returns each sync's response body, and what
+    /// was done to the items.
     fn write(
         txn: &DatabaseTransaction,
         account: &str,
         syncs: &[(&[Self::Input], &Self::Prepared)],
-    ) -> impl Future<Output = AppResult<Vec<String>>> + Send;
+    ) -> impl Future<Output = AppResult<(Vec<String>, ItemCounts)>> + Send;
+}
+
+/// What a write did to its items, counted once it has committed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ItemCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for ItemCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
 }
 
 /// Most syncs, and most items, written in one transaction.
@@ -94,6 +112,8 @@ pub(super) struct Job<R: Resource> {
     /// The request's room in the process's budgets, given back when the
     /// write has ended.
     _ticket: Ticket,
+    /// Counted in the writer's queue depth until the job is dropped.
+    _queued: metrics::Queued,
     reply: Option<oneshot::Sender<AppResult<Outcome>>>,
 }
 
@@ -226,6 +246,7 @@ impl<R: Resource> Writer<R> {
             idem,
             _claim: claim,
             _ticket: ticket,
+            _queued: metrics::Queued::new(R::NAME),
             reply: Some(reply),
         };
         let lane = if job.inputs.len() > LARGE_JOB_ITEMS {

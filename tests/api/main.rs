@@ -12,6 +12,7 @@ mod errors;
 mod hostile;
 mod idempotency;
 mod idempotency_records;
+mod metrics;
 mod openapi_spec;
 mod operations;
 mod orders_sync;

@@ -11,6 +11,8 @@ use serde_json::Value;
 /// A real `entrygo serve` process on the given database.
 pub struct ServerProcess {
     pub address: String,
+    /// With `--metrics-addr`: the metrics listener's base URL.
+    pub metrics_address: Option<String>,
     child: std::process::Child,
     /// Syncs the process has claimed (its `sync claimed` log lines).
     claims: Arc<AtomicUsize>,
@@ -18,9 +20,15 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// As [`Self::start`], with more `serve` arguments.
+    pub fn start_with(database_url: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_entrygo"))
             .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info,entrygo::domain::sync=debug")
             .stdout(std::process::Stdio::null())
@@ -29,11 +37,15 @@ impl ServerProcess {
             .expect("server starts");
         let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
         let mut lines = stderr.lines();
+        let mut metrics_address = None;
         let port = loop {
             let line = lines.next().expect("server logs until it listens").unwrap();
             let Ok(event) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
+            if event["message"] == "metrics listening" {
+                metrics_address = Some(format!("http://127.0.0.1:{}", event["port"]));
+            }
             if event["message"] == "listening" {
                 break event["port"].as_u64().expect("port logged");
             }
@@ -51,6 +63,7 @@ impl ServerProcess {
         });
         Self {
             address: format!("http://127.0.0.1:{port}"),
+            metrics_address,
             child,
             claims,
         }

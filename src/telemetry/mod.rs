@@ -1,4 +1,7 @@
-//! Logging: `tracing` to stderr, human-readable or JSON lines.
+//! Logging (`tracing` to stderr, human-readable or JSON lines) and
+//! Prometheus metrics ([`metrics`]).
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -25,7 +25,9 @@
 //! Needs `wrk` (Debian: `apt-get install wrk`; installed if missing and
 //! running as root). `ENTRYGO_BENCH_SECONDS` sets each scenario's length
 //! (default 10); `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those;
-//! `ENTRYGO_BENCH_LOG` (a `RUST_LOG` filter) keeps the server logs. Not a
+//! `ENTRYGO_BENCH_LOG` (a `RUST_LOG` filter) keeps the server logs;
+//! `ENTRYGO_BENCH_METRICS_AB=<rounds>` then runs S1 and S5 with metrics off
+//! and on (`--metrics-addr`), alternating, and prints both medians. Not a
 //! pass/fail gate.
 
 use std::{
@@ -154,7 +156,7 @@ fn order_json(external_id: &str, products: &[String], i: usize, quantity: usize)
 fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> Vec<Value> {
     println!("\n== {backend}");
     let key = create_account(database_url, "acc_load");
-    let server = Server::start(database_url, &work.join(format!("{backend}.log")));
+    let server = Server::start_with(database_url, &work.join(format!("{backend}.log")), false);
     let client = reqwest::blocking::Client::new();
 
     // 200 products, then 10,000 orders to re-sync and read.
@@ -217,48 +219,25 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         {
             continue;
         }
-        let path = work.join(format!("{backend}-{name}.lua"));
-        std::fs::write(&path, format!("{common}\n{script}")).unwrap();
         server.reset_peak_rss();
         let consumer = (name == "S1f").then(|| feed::Consumer::start(&server.base, &key));
-        let threads = connections.min(2);
-        let out = Command::new("wrk")
-            .args([
-                "-t",
-                &threads.to_string(),
-                "-c",
-                &connections.to_string(),
-                "-d",
-                &format!("{seconds}s"),
-            ])
-            .args(["--latency", "--timeout", "30s", "-s"])
-            .arg(&path)
-            .arg(&server.base)
-            .output()
-            .expect("wrk runs");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut result = parse_wrk(
-            &text,
+        let run = Wrk {
+            work,
             backend,
             name,
+            script: &format!("{common}\n{script}"),
+            connections,
             orders_per_request,
-            server.peak_rss_mb(),
-        );
+            seconds,
+        };
+        let mut result = run.against(&server);
         if let Some(consumer) = consumer {
             let (pages, orders) = consumer.finish();
             println!("S1f  feed consumer: {pages:.0} pages/s, {orders:.0} orders/s");
             result["feedPagesPerSecond"] = json!(pages);
             result["feedOrdersPerSecond"] = json!(orders);
         }
-        println!(
-            "{name:<4} {:>9.0} req/s {:>10.0} orders/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {:>4}  RSS {:>5.1} MB",
-            result["requestsPerSecond"].as_f64().unwrap(),
-            result["ordersPerSecond"].as_f64().unwrap(),
-            result["p50Ms"].as_f64().unwrap(),
-            result["p99Ms"].as_f64().unwrap(),
-            result["non2xx"],
-            result["peakRssMb"].as_f64().unwrap()
-        );
+        print_row(&result);
         results.push(result);
     }
     if only
@@ -295,7 +274,135 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         };
         results.push(recipes.run(backend, seconds));
     }
+    if let Some(rounds) = std::env::var("ENTRYGO_BENCH_METRICS_AB")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+    {
+        drop(server);
+        results.extend(metrics_ab(
+            database_url,
+            work,
+            backend,
+            seconds,
+            rounds,
+            &common,
+        ));
+    }
     results
+}
+
+/// S1 and S5 with metrics off and on (`--metrics-addr`), alternating, for
+/// `rounds` rounds; a fresh server each time, on the same database.
+fn metrics_ab(
+    database_url: &str,
+    work: &Path,
+    backend: &str,
+    seconds: u64,
+    rounds: usize,
+    common: &str,
+) -> Vec<Value> {
+    let mut runs: Vec<Value> = Vec::new();
+    for round in 0..rounds {
+        for metrics in [false, true] {
+            let log = work.join(format!("{backend}-ab-{round}-{metrics}.log"));
+            let server = Server::start_with(database_url, &log, metrics);
+            for (name, script) in [("S1", S1), ("S5", S5)] {
+                let run = Wrk {
+                    work,
+                    backend,
+                    name,
+                    script: &format!("{common}\n{script}"),
+                    connections: CONNECTIONS,
+                    orders_per_request: 1,
+                    seconds,
+                };
+                let mut result = run.against(&server);
+                println!(
+                    "metrics {} round {round}:",
+                    if metrics { "on " } else { "off" }
+                );
+                print_row(&result);
+                result["metrics"] = json!(metrics);
+                result["scenario"] = json!(format!(
+                    "{name}-metrics-{}",
+                    if metrics { "on" } else { "off" }
+                ));
+                runs.push(result);
+            }
+        }
+    }
+    for scenario in ["S1", "S5"] {
+        let median = |on: &str| {
+            let mut rates: Vec<f64> = runs
+                .iter()
+                .filter(|r| r["scenario"] == format!("{scenario}-metrics-{on}").as_str())
+                .map(|r| r["requestsPerSecond"].as_f64().unwrap())
+                .collect();
+            rates.sort_by(f64::total_cmp);
+            (rates[rates.len() / 2], rates)
+        };
+        let ((off, all_off), (on, all_on)) = (median("off"), median("on"));
+        println!(
+            "{backend} {scenario}: metrics off median {off:.0} req/s {all_off:.0?}, on median {on:.0} req/s {all_on:.0?} ({:+.1} %)",
+            (on / off - 1.0) * 100.0
+        );
+    }
+    runs
+}
+
+/// One wrk run of a scenario's script.
+struct Wrk<'a> {
+    work: &'a Path,
+    backend: &'a str,
+    name: &'a str,
+    script: &'a str,
+    connections: u32,
+    orders_per_request: u64,
+    seconds: u64,
+}
+
+impl Wrk<'_> {
+    fn against(&self, server: &Server) -> Value {
+        let path = self
+            .work
+            .join(format!("{}-{}.lua", self.backend, self.name));
+        std::fs::write(&path, self.script).unwrap();
+        let out = Command::new("wrk")
+            .args([
+                "-t",
+                &self.connections.min(2).to_string(),
+                "-c",
+                &self.connections.to_string(),
+                "-d",
+                &format!("{}s", self.seconds),
+            ])
+            .args(["--latency", "--timeout", "30s", "-s"])
+            .arg(&path)
+            .arg(&server.base)
+            .output()
+            .expect("wrk runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        parse_wrk(
+            &text,
+            self.backend,
+            self.name,
+            self.orders_per_request,
+            server.peak_rss_mb(),
+        )
+    }
+}
+
+fn print_row(result: &Value) {
+    println!(
+        "{:<4} {:>9.0} req/s {:>10.0} orders/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {:>4}  RSS {:>5.1} MB",
+        result["scenario"].as_str().unwrap(),
+        result["requestsPerSecond"].as_f64().unwrap(),
+        result["ordersPerSecond"].as_f64().unwrap(),
+        result["p50Ms"].as_f64().unwrap(),
+        result["p99Ms"].as_f64().unwrap(),
+        result["non2xx"],
+        result["peakRssMb"].as_f64().unwrap()
+    );
 }
 
 fn parse_wrk(
@@ -354,7 +461,7 @@ fn print_table(results: &[Value]) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for r in results
         .iter()
-        .filter(|r| r["scenario"] != "F" && r["scenario"] != "U")
+        .filter(|r| r["scenario"] != "F" && r["scenario"] != "U" && r.get("metrics").is_none())
     {
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} |",

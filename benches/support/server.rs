@@ -16,9 +16,16 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(database_url: &str, log: &Path) -> Self {
+    /// Starts the server; with `metrics`, also on a metrics listener
+    /// (`--metrics-addr`).
+    pub fn start_with(database_url: &str, log: &Path, metrics: bool) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_entrygo"))
             .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(if metrics {
+                &["--metrics-addr", "127.0.0.1:0"][..]
+            } else {
+                &[]
+            })
             .env("DATABASE_URL", database_url)
             .env(
                 "RUST_LOG",

@@ -130,7 +130,11 @@ impl writer::Resource for Products {
         let ids = db::products::upsert(txn, account, &rows).await?;
         // A product keeps its ID: one that got the fresh ID is new. A
         // re-sync rewrites every field, so none is unchanged.
-        let created = rows.iter().zip(&ids).filter(|(r, id)| r.fresh_id == **id).count() as u64;
+        let created = rows
+            .iter()
+            .zip(&ids)
+            .filter(|(r, id)| r.fresh_id == **id)
+            .count() as u64;
         let counts = ItemCounts {
             created,
             updated: ids.len() as u64 - created,

@@ -215,8 +215,5 @@ fn method_label(method: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
     ];
-    KNOWN
-        .into_iter()
-        .find(|m| *m == method)
-        .unwrap_or("_OTHER")
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("_OTHER")
 }

@@ -14,7 +14,9 @@ fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .filter_map(|l| l.rsplit_once(' '))
         .filter(|(series, _)| {
             series.split('{').next() == Some(name)
-                && labels.iter().all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
         })
         .map(|(_, value)| value.parse::<f64>().unwrap())
         .sum()

@@ -15,6 +15,7 @@ use crate::{
         body::SyncBody,
         error::{ApiError, GetError, ListError},
         pagination::default_limit,
+        payload::JsonText,
         resource::resource_types,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader, Metadata, Quantity, UnitValueUsd, Usd},
@@ -225,10 +226,9 @@ impl OrdersApi {
     ) -> Result<ListOrderChangesResponse, ListError> {
         let changes =
             domain::changes::list(&state.db, &auth.0, after.0.as_deref(), limit.0).await?;
-        Ok(ListOrderChangesResponse::Ok(Json(OrderChanges {
-            data: changes.items.into_iter().map(OrderView::from).collect(),
-            next_token: changes.next_token,
-        })))
+        Ok(ListOrderChangesResponse::Ok(JsonText::from_text(
+            changes.render(),
+        )))
     }
 }
 
@@ -248,7 +248,7 @@ pub struct OrderChanges {
 pub enum ListOrderChangesResponse {
     /// One page of the change feed.
     #[oai(status = 200)]
-    Ok(Json<OrderChanges>),
+    Ok(JsonText<OrderChanges>),
 }
 
 impl From<SyncOrderInput> for domain::orders::OrderInput {

@@ -76,6 +76,9 @@ both_backends! {
         delivered.sort_unstable();
         assert_eq!(delivered, ["feed-1", "feed-2", "feed-3"]);
         assert_eq!(first[0]["items"][0]["productId"], "prod_cap_002", "orders come whole");
+        let id = first[0]["id"].as_str().unwrap();
+        let read = app.client.get(app.url(&format!("/api/orders/{id}"))).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(body_json(read).await, first[0], "in the shape of the sync response and GET");
         let (none, token) = drain(&app, &key, Some(token)).await;
         assert!(none.is_empty());
 

@@ -27,8 +27,9 @@
 //! (default 10); `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those;
 //! `ENTRYGO_BENCH_LOG` (a `RUST_LOG` filter) keeps the server logs;
 //! `ENTRYGO_BENCH_METRICS_AB=<rounds>` then runs S1 and S5 with metrics off
-//! and on (`--metrics-addr`), alternating, and prints both medians. Not a
-//! pass/fail gate.
+//! and on (`--metrics-addr`), and `ENTRYGO_BENCH_FEED_AB=<rounds>` S1
+//! without and with a feed consumer, alternating, printing both medians.
+//! Not a pass/fail gate.
 
 use std::{
     path::{Path, PathBuf},
@@ -37,6 +38,8 @@ use std::{
 
 use serde_json::{Value, json};
 
+#[path = "support/ab.rs"]
+mod ab;
 #[path = "support/feed.rs"]
 mod feed;
 #[path = "support/flood.rs"]
@@ -45,9 +48,13 @@ mod flood;
 mod scripts;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/wrk.rs"]
+mod wrk;
 
+use ab::{Ab, ab};
 use scripts::{P, S1, S2, S3, S3U, S4, S5, lua_common};
 use server::{Server, create_account, psql};
+use wrk::{Wrk, print_row};
 
 const PRODUCTS: usize = 200;
 const SEEDED_ORDERS: usize = 10_000;
@@ -274,184 +281,33 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         };
         results.push(recipes.run(backend, seconds));
     }
-    if let Some(rounds) = std::env::var("ENTRYGO_BENCH_METRICS_AB")
-        .ok()
-        .and_then(|r| r.parse::<usize>().ok())
-    {
+    let rounds = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|r| r.parse::<usize>().ok())
+    };
+    let switches = [
+        (rounds("ENTRYGO_BENCH_FEED_AB"), Ab::Feed),
+        (rounds("ENTRYGO_BENCH_METRICS_AB"), Ab::Metrics),
+    ];
+    if switches.iter().any(|(r, _)| r.is_some()) {
         drop(server);
-        results.extend(metrics_ab(
-            database_url,
-            work,
-            backend,
-            seconds,
-            rounds,
-            &common,
-        ));
-    }
-    results
-}
-
-/// S1 and S5 with metrics off and on (`--metrics-addr`), alternating, for
-/// `rounds` rounds; a fresh server each time, on the same database.
-fn metrics_ab(
-    database_url: &str,
-    work: &Path,
-    backend: &str,
-    seconds: u64,
-    rounds: usize,
-    common: &str,
-) -> Vec<Value> {
-    let mut runs: Vec<Value> = Vec::new();
-    for round in 0..rounds {
-        for metrics in [false, true] {
-            let log = work.join(format!("{backend}-ab-{round}-{metrics}.log"));
-            let server = Server::start_with(database_url, &log, metrics);
-            for (name, script) in [("S1", S1), ("S5", S5)] {
-                let run = Wrk {
+        for (rounds, what) in switches {
+            if let Some(rounds) = rounds {
+                let runs = ab(
+                    database_url,
                     work,
                     backend,
-                    name,
-                    script: &format!("{common}\n{script}"),
-                    connections: CONNECTIONS,
-                    orders_per_request: 1,
                     seconds,
-                };
-                let mut result = run.against(&server);
-                println!(
-                    "metrics {} round {round}:",
-                    if metrics { "on " } else { "off" }
+                    rounds,
+                    (&common, &key),
+                    what,
                 );
-                print_row(&result);
-                result["metrics"] = json!(metrics);
-                result["scenario"] = json!(format!(
-                    "{name}-metrics-{}",
-                    if metrics { "on" } else { "off" }
-                ));
-                runs.push(result);
+                results.extend(runs);
             }
         }
     }
-    for scenario in ["S1", "S5"] {
-        let median = |on: &str| {
-            let mut rates: Vec<f64> = runs
-                .iter()
-                .filter(|r| r["scenario"] == format!("{scenario}-metrics-{on}").as_str())
-                .map(|r| r["requestsPerSecond"].as_f64().unwrap())
-                .collect();
-            rates.sort_by(f64::total_cmp);
-            (rates[rates.len() / 2], rates)
-        };
-        let ((off, all_off), (on, all_on)) = (median("off"), median("on"));
-        println!(
-            "{backend} {scenario}: metrics off median {off:.0} req/s {all_off:.0?}, on median {on:.0} req/s {all_on:.0?} ({:+.1} %)",
-            (on / off - 1.0) * 100.0
-        );
-    }
-    runs
-}
-
-/// One wrk run of a scenario's script.
-struct Wrk<'a> {
-    work: &'a Path,
-    backend: &'a str,
-    name: &'a str,
-    script: &'a str,
-    connections: u32,
-    orders_per_request: u64,
-    seconds: u64,
-}
-
-impl Wrk<'_> {
-    fn against(&self, server: &Server) -> Value {
-        let path = self
-            .work
-            .join(format!("{}-{}.lua", self.backend, self.name));
-        std::fs::write(&path, self.script).unwrap();
-        let out = Command::new("wrk")
-            .args([
-                "-t",
-                &self.connections.min(2).to_string(),
-                "-c",
-                &self.connections.to_string(),
-                "-d",
-                &format!("{}s", self.seconds),
-            ])
-            .args(["--latency", "--timeout", "30s", "-s"])
-            .arg(&path)
-            .arg(&server.base)
-            .output()
-            .expect("wrk runs");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        parse_wrk(
-            &text,
-            self.backend,
-            self.name,
-            self.orders_per_request,
-            server.peak_rss_mb(),
-        )
-    }
-}
-
-fn print_row(result: &Value) {
-    println!(
-        "{:<4} {:>9.0} req/s {:>10.0} orders/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {:>4}  RSS {:>5.1} MB",
-        result["scenario"].as_str().unwrap(),
-        result["requestsPerSecond"].as_f64().unwrap(),
-        result["ordersPerSecond"].as_f64().unwrap(),
-        result["p50Ms"].as_f64().unwrap(),
-        result["p99Ms"].as_f64().unwrap(),
-        result["non2xx"],
-        result["peakRssMb"].as_f64().unwrap()
-    );
-}
-
-fn parse_wrk(
-    text: &str,
-    backend: &str,
-    scenario: &str,
-    orders_per_request: u64,
-    rss: f64,
-) -> Value {
-    let number_after = |label: &str| -> Option<f64> {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(label))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-    };
-    let latency_ms = |pct: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(pct))
-            .map(|v| {
-                let v = v.trim();
-                let (num, unit) =
-                    v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
-                let n: f64 = num.parse().unwrap_or(f64::NAN);
-                match unit {
-                    "us" => n / 1000.0,
-                    "ms" => n,
-                    "s" => n * 1000.0,
-                    "m" => n * 60_000.0,
-                    _ => f64::NAN,
-                }
-            })
-            .unwrap_or(f64::NAN)
-    };
-    let rps = number_after("Requests/sec:").unwrap_or(0.0);
-    let non_2xx = number_after("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64;
-    let socket_errors = text.lines().any(|l| l.contains("Socket errors"));
-    if non_2xx > 0 || socket_errors {
-        eprintln!("{backend} {scenario}: wrk reported errors:\n{text}");
-    }
-    json!({
-        "backend": backend,
-        "scenario": scenario,
-        "requestsPerSecond": rps,
-        "ordersPerSecond": rps * orders_per_request as f64,
-        "p50Ms": latency_ms("50%"),
-        "p99Ms": latency_ms("99%"),
-        "non2xx": non_2xx,
-        "socketErrors": socket_errors,
-        "peakRssMb": rss,
-    })
+    results
 }
 
 fn print_table(results: &[Value]) {
@@ -461,7 +317,7 @@ fn print_table(results: &[Value]) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for r in results
         .iter()
-        .filter(|r| r["scenario"] != "F" && r["scenario"] != "U" && r.get("metrics").is_none())
+        .filter(|r| r["scenario"] != "F" && r["scenario"] != "U" && r.get("ab").is_none())
     {
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} |",

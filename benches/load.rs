@@ -11,6 +11,7 @@
 //! - S3u re-syncs of existing orders with unchanged content, 32 connections;
 //! - S4  replays of one completed idempotent request, 32 connections;
 //! - S5  `GET /api/orders/{id}`, 32 connections;
+//! - S6  `GET /api/orders?limit=200` walking the cursor, 32 connections;
 //! - S1f S1 while a consumer follows the change feed in pages of 200;
 //! - P   previews of 1,000 orders × 3 lines (half changed, half new), one
 //!   at a time;
@@ -52,7 +53,7 @@ mod server;
 mod wrk;
 
 use ab::{Ab, ab};
-use scripts::{P, S1, S2, S3, S3U, S4, S5, lua_common};
+use scripts::{P, S1, S2, S3, S3U, S4, S5, S6, lua_common};
 use server::{Server, create_account, psql};
 use wrk::{Wrk, print_row};
 
@@ -203,7 +204,7 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
     assert!(resp.status().is_success());
 
     let common = lua_common(&key, &products, &order_ids, &replay_body);
-    let scenarios: [(&str, &str, u32, u64); 8] = [
+    let scenarios: [(&str, &str, u32, u64); 9] = [
         ("S1", S1, CONNECTIONS, 1),
         // S1 again, with a change-feed consumer following it.
         ("S1f", S1, CONNECTIONS, 1),
@@ -212,6 +213,9 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
         ("S3u", S3U, CONNECTIONS, 1),
         ("S4", S4, CONNECTIONS, 1),
         ("S5", S5, CONNECTIONS, 1),
+        // Pages of 200 (orders/s counts 200 a page; the last page of a
+        // walk is shorter).
+        ("S6", S6, CONNECTIONS, 200),
         ("P", P, 1, 1000),
     ];
     // `ENTRYGO_BENCH_SCENARIOS=S1,S4` runs only those (while profiling).

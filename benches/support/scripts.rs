@@ -1,4 +1,4 @@
-//! The wrk Lua scripts of scenarios S1 to S5 and P.
+//! The wrk Lua scripts of scenarios S1 to S6 and P.
 
 use serde_json::Value;
 
@@ -106,5 +106,19 @@ request = function()
     end
   end
   return post("/api/orders/sync/preview", table.concat(parts, ","), "k-p-" .. tid .. "-" .. counter)
+end
+"#;
+
+/// Listing pages of 200 (`GET /api/orders?limit=200`), each thread walking
+/// the cursor over the seeded orders, then from the start again.
+pub const S6: &str = r#"
+cursor = nil
+request = function()
+  local path = "/api/orders?limit=200"
+  if cursor then path = path .. "&cursor=" .. cursor end
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. key})
+end
+response = function(status, headers, body)
+  cursor = string.match(body, '"nextCursor":"(ord_[%w_]+)"')
 end
 "#;

@@ -8,6 +8,7 @@ mod m20261127_000003_create_orders;
 mod m20261127_000004_create_idempotency_keys;
 mod m20261128_000005_add_order_content_hash;
 mod m20261130_000006_add_order_change_seq;
+mod m20261130_000007_add_listing_indexes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_idempotency_keys::Migration),
             Box::new(m20261128_000005_add_order_content_hash::Migration),
             Box::new(m20261130_000006_add_order_change_seq::Migration),
+            Box::new(m20261130_000007_add_listing_indexes::Migration),
         ]
     }
 }

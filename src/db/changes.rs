@@ -104,6 +104,16 @@ pub async fn page(
     horizon: i64,
     limit: u64,
 ) -> Result<Vec<orders::Model>, DbErr> {
+    page_query(account, after, horizon, limit).all(txn).await
+}
+
+/// The statement of [`page`] (the query-plan tests read it).
+pub fn page_query(
+    account: &str,
+    after: (i64, &str),
+    horizon: i64,
+    limit: u64,
+) -> sea_orm::Select<orders::Entity> {
     let position = Expr::tuple([
         Expr::col(orders::Column::ChangeSeq),
         Expr::col(orders::Column::Id),
@@ -116,6 +126,4 @@ pub async fn page(
         .order_by_asc(orders::Column::ChangeSeq)
         .order_by_asc(orders::Column::Id)
         .limit(limit)
-        .all(txn)
-        .await
 }

@@ -235,6 +235,21 @@ pub async fn page(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<orders::Model>, DbErr> {
+    page_query(account, external_id, updated_since, after, limit)
+        .all(conn)
+        .await
+}
+
+/// The statement of [`page`]: one range of `(account_id, id)`, of
+/// `(account_id, external_id)` or of `(account_id, updated_at, id)` (the
+/// query-plan tests read it).
+pub fn page_query(
+    account: &str,
+    external_id: Option<&str>,
+    updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
+    after: Option<&str>,
+    limit: u64,
+) -> sea_orm::Select<orders::Entity> {
     let mut query = orders::Entity::find().filter(orders::Column::AccountId.eq(account));
     if let Some(external_id) = external_id {
         query = query.filter(orders::Column::ExternalId.eq(external_id));
@@ -245,11 +260,7 @@ pub async fn page(
     if let Some(after) = after {
         query = query.filter(orders::Column::Id.gt(after));
     }
-    query
-        .order_by_asc(orders::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await
+    query.order_by_asc(orders::Column::Id).limit(limit)
 }
 
 /// The lines of the orders `ids`, by order and position: one query.

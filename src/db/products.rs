@@ -120,6 +120,19 @@ pub async fn page(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<products::Model>, DbErr> {
+    page_query(account, external_id, after, limit)
+        .all(conn)
+        .await
+}
+
+/// The statement of [`page`]: one range of `(account_id, id)` or of
+/// `(account_id, external_id)` (the query-plan tests read it).
+pub fn page_query(
+    account: &str,
+    external_id: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> sea_orm::Select<products::Entity> {
     let mut query = products::Entity::find().filter(products::Column::AccountId.eq(account));
     if let Some(external_id) = external_id {
         query = query.filter(products::Column::ExternalId.eq(external_id));
@@ -127,11 +140,7 @@ pub async fn page(
     if let Some(after) = after {
         query = query.filter(products::Column::Id.gt(after));
     }
-    query
-        .order_by_asc(products::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await
+    query.order_by_asc(products::Column::Id).limit(limit)
 }
 
 /// The account's products among `external_ids`, by external ID.

@@ -19,6 +19,7 @@ mod orders_sync;
 mod overload;
 mod preview;
 mod products;
+mod query_plans;
 mod reads;
 mod sdk_rust;
 mod server_process;

@@ -111,18 +111,14 @@ macro_rules! resource_types {
         pub enum $list {
             $(#[$list_doc])*
             #[oai(status = 200)]
-            Ok(poem_openapi::payload::Json<$page>),
+            Ok(crate::api::payload::JsonText<$page>),
         }
 
-        impl<T> From<crate::domain::Page<T>> for $list
-        where
-            $view: From<T>,
-        {
+        /// A page rendered by serde in one pass from the domain's items,
+        /// which serialise in the view's shape (as a sync's answer does).
+        impl<T: serde::Serialize> From<crate::domain::Page<T>> for $list {
             fn from(page: crate::domain::Page<T>) -> Self {
-                $list::Ok(poem_openapi::payload::Json($page {
-                    data: page.items.into_iter().map(<$view>::from).collect(),
-                    next_cursor: page.next_after,
-                }))
+                $list::Ok(crate::api::payload::JsonText::from_text(crate::domain::render_page(&page)))
             }
         }
     };

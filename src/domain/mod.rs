@@ -66,6 +66,22 @@ pub struct Page<T> {
     pub next_after: Option<String>,
 }
 
+/// A listing's page as the API answers it: `{"data": [...], "nextCursor":
+/// "…" | null}`.
+pub fn render_page<T: serde::Serialize>(page: &Page<T>) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Listed<'a, T> {
+        data: &'a [T],
+        next_cursor: Option<&'a str>,
+    }
+    serde_json::to_string(&Listed {
+        data: &page.items,
+        next_cursor: page.next_after.as_deref(),
+    })
+    .expect("a page serialises")
+}
+
 /// Largest page a listing returns.
 pub const MAX_PAGE: u64 = 200;
 

@@ -23,6 +23,7 @@ use std::{
 use serde_json::{Value, json};
 
 const PAGE: u32 = 200;
+const PAGE_TEXT: &str = "200";
 /// A caught-up consumer's poll interval.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -33,6 +34,32 @@ fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// `GET {base}{path}?{query}` with the key; the answer, decoded as `T`.
+fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::blocking::Client,
+    (base, key): (&str, &str),
+    path: &str,
+    query: &[(&str, &str)],
+) -> T {
+    client
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .query(query)
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+/// The query of a feed page of [`PAGE`] after `after`.
+fn feed_query(after: Option<&str>) -> Vec<(&'static str, &str)> {
+    let mut query = vec![("limit", PAGE_TEXT)];
+    query.extend(after.map(|a| ("after", a)));
+    query
+}
+
 /// One page of the feed after `after`: (orders, nextToken).
 fn feed_page(
     client: &reqwest::blocking::Client,
@@ -40,20 +67,12 @@ fn feed_page(
     key: &str,
     after: Option<&str>,
 ) -> (Vec<Value>, String) {
-    let mut req = client
-        .get(format!("{base}/api/orders/changes"))
-        .bearer_auth(key)
-        .query(&[("limit", PAGE)]);
-    if let Some(after) = after {
-        req = req.query(&[("after", after)]);
-    }
-    let body: Value = req
-        .send()
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .unwrap();
+    let body: Value = get_json(
+        client,
+        (base, key),
+        "/api/orders/changes",
+        &feed_query(after),
+    );
     let token = body["nextToken"].as_str().unwrap().to_owned();
     (body["data"].as_array().cloned().unwrap_or_default(), token)
 }
@@ -98,16 +117,12 @@ impl Consumer {
             let started = Instant::now();
             let (mut pages, mut orders) = (0, 0);
             while !stopping.load(Ordering::Relaxed) {
-                let page: Counted = client
-                    .get(format!("{base}/api/orders/changes"))
-                    .bearer_auth(&key)
-                    .query(&[("limit", PAGE.to_string()), ("after", after)])
-                    .send()
-                    .unwrap()
-                    .error_for_status()
-                    .unwrap()
-                    .json()
-                    .unwrap();
+                let page: Counted = get_json(
+                    &client,
+                    (&base, &key),
+                    "/api/orders/changes",
+                    &feed_query(Some(&after)),
+                );
                 after = page.next_token;
                 pages += 1;
                 orders += page.data.len() as u64;
@@ -246,23 +261,10 @@ fn follow_updated_since(base: &str, key: &str, done: &AtomicBool) -> HashMap<Str
         let pull_started = chrono::Utc::now().to_rfc3339();
         let mut cursor: Option<String> = None;
         loop {
-            let mut req = client
-                .get(format!("{base}/api/orders"))
-                .bearer_auth(key)
-                .query(&[("limit", PAGE)]);
-            if let Some(since) = &since {
-                req = req.query(&[("updatedSince", since)]);
-            }
-            if let Some(cursor) = &cursor {
-                req = req.query(&[("cursor", cursor)]);
-            }
-            let body: Value = req
-                .send()
-                .unwrap()
-                .error_for_status()
-                .unwrap()
-                .json()
-                .unwrap();
+            let mut query = vec![("limit", PAGE_TEXT)];
+            query.extend(since.as_deref().map(|s| ("updatedSince", s)));
+            query.extend(cursor.as_deref().map(|c| ("cursor", c)));
+            let body: Value = get_json(&client, (base, key), "/api/orders", &query);
             record(
                 &mut seen,
                 body["data"].as_array().cloned().unwrap_or_default(),

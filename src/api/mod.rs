@@ -238,17 +238,19 @@ pub fn route_label(operation: Option<&str>, path: &str) -> &'static str {
 }
 
 /// Admits a write of `account` into the process's budgets, then reads its
-/// body within its charge. A refused request's body is read and dropped
-/// (never held), so the client gets the refusal rather than a reset.
+/// body within its charge; with its raw `Idempotency-Key` header. A
+/// refused request's body is read and dropped (never held), so the client
+/// gets the refusal rather than a reset.
 async fn admit_and_read<T>(
     state: &AppState,
     account: &str,
-    body: SyncBody<T>,
-) -> Result<(Ticket, ValidatedJson<T>), ApiError> {
+    mut body: SyncBody<T>,
+) -> Result<(Option<String>, Ticket, ValidatedJson<T>), ApiError> {
+    let header = body.take_idempotency_header();
     match state.admission.admit(account, body.declared_len()).await {
         Ok(mut ticket) => {
             let body = body.read(&mut ticket).await?;
-            Ok((ticket, body))
+            Ok((header, ticket, body))
         }
         Err(refused) => {
             body.discard().await;
@@ -279,14 +281,13 @@ pub struct Synced {
 pub async fn run_sync<R, T>(
     state: &AppState,
     account: &str,
-    mut body: SyncBody<T>,
+    body: SyncBody<T>,
 ) -> Result<Synced, ApiError>
 where
     R: domain::sync::Syncable,
     ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
 {
-    let header = body.take_idempotency_header();
-    let (ticket, body) = admit_and_read(state, account, body).await?;
+    let (header, ticket, body) = admit_and_read(state, account, body).await?;
     let (rate_limit_policy, rate_limit) = rate_limit_headers(&ticket);
     let outcome = domain::sync::sync::<R>(state, account, header.as_deref(), body, ticket).await?;
     Ok(Synced {
@@ -302,13 +303,12 @@ where
 pub async fn run_preview<R, T>(
     state: &AppState,
     account: &str,
-    mut body: SyncBody<T>,
+    body: SyncBody<T>,
 ) -> Result<domain::preview::Preview, ApiError>
 where
     R: domain::preview::Previewable,
     ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
 {
-    let header = body.take_idempotency_header();
-    let (ticket, body) = admit_and_read(state, account, body).await?;
+    let (header, ticket, body) = admit_and_read(state, account, body).await?;
     Ok(domain::preview::preview::<R>(state, account, header.as_deref(), body, ticket).await?)
 }

@@ -135,21 +135,12 @@ pub async fn upsert(
         .map(|o| o.external_id)
         .filter(|e| !written.contains_key(*e))
         .collect();
-    for chunk in unchanged.chunks(chunk_rows(1)) {
-        let found: Vec<(String, String)> = orders::Entity::find()
-            .select_only()
-            .columns([orders::Column::ExternalId, orders::Column::Id])
-            .filter(orders::Column::AccountId.eq(account))
-            .filter(orders::Column::ExternalId.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        written.extend(
-            found
-                .into_iter()
-                .map(|(external_id, id)| (external_id, (id, Written::Unchanged))),
-        );
-    }
+    written.extend(
+        stored_hashes(conn, account, &unchanged)
+            .await?
+            .into_iter()
+            .map(|(external_id, (id, _))| (external_id, (id, Written::Unchanged))),
+    );
     inputs
         .iter()
         .map(|o| {

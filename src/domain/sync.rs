@@ -74,7 +74,26 @@ pub async fn sync<R: Syncable>(
     body: impl SyncBody<R::Input>,
     ticket: Ticket,
 ) -> AppResult<Outcome> {
-    let result = execute::<R>(state, account, idempotency_header, body, ticket).await;
+    let result = async {
+        let (inputs, idem) = match check::<R>(state, account, idempotency_header, body).await? {
+            Checked::Replay(outcome) => return Ok(outcome),
+            Checked::Fresh { inputs, idem } => (inputs, idem),
+        };
+        // A writer that is restarting takes nothing: refuse before claiming.
+        let writer = R::writer(state);
+        writer.ensure_running()?;
+        let claim = match state
+            .idempotency
+            .claim(&state.db, account, idem.as_ref())
+            .await?
+        {
+            Claim::Held(claim) => claim,
+            Claim::Replay(outcome) => return Ok(outcome),
+        };
+        tracing::debug!("sync claimed");
+        writer.write(account, inputs, idem, claim, ticket).await
+    }
+    .await;
     match &result {
         Ok(outcome) if outcome.replayed => metrics::idempotency_outcome("replayed"),
         Err(AppError::IdempotencyKeyInUse) => metrics::idempotency_outcome("in_use"),
@@ -82,32 +101,6 @@ pub async fn sync<R: Syncable>(
         _ => {}
     }
     result
-}
-
-async fn execute<R: Syncable>(
-    state: &AppState,
-    account: &str,
-    idempotency_header: Option<&str>,
-    body: impl SyncBody<R::Input>,
-    ticket: Ticket,
-) -> AppResult<Outcome> {
-    let (inputs, idem) = match check::<R>(state, account, idempotency_header, body).await? {
-        Checked::Replay(outcome) => return Ok(outcome),
-        Checked::Fresh { inputs, idem } => (inputs, idem),
-    };
-    // A writer that is restarting takes nothing: refuse before claiming.
-    let writer = R::writer(state);
-    writer.ensure_running()?;
-    let claim = match state
-        .idempotency
-        .claim(&state.db, account, idem.as_ref())
-        .await?
-    {
-        Claim::Held(claim) => claim,
-        Claim::Replay(outcome) => return Ok(outcome),
-    };
-    tracing::debug!("sync claimed");
-    writer.write(account, inputs, idem, claim, ticket).await
 }
 
 /// What the checks of a sync left to do.

@@ -23,8 +23,8 @@ use poem::{
 
 use crate::{db::Db, domain::writer::ItemCounts};
 
-pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
-pub const HTTP_ACTIVE: &str = "http_server_active_requests";
+const HTTP_DURATION: &str = "http_server_request_duration_seconds";
+const HTTP_ACTIVE: &str = "http_server_active_requests";
 const ITEMS_SYNCED: &str = "entrygo_synced_items_total";
 const IDEMPOTENCY: &str = "entrygo_idempotency_outcomes_total";
 const REFUSED: &str = "entrygo_requests_refused_total";
@@ -72,21 +72,25 @@ impl MetricsListener {
     /// Serves `GET /metrics` until the process ends; samples the process
     /// and the pool at each scrape.
     pub async fn serve(self, db: Db) -> std::io::Result<()> {
-        let upkeep = self.handle.clone();
-        tokio::spawn(async move {
-            // Drains histogram buckets so memory stays flat between scrapes.
+        let handle = self.handle.clone();
+        // Drains histogram buckets so memory stays flat between scrapes;
+        // ends with the listener.
+        let upkeep = async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
             loop {
                 every.tick().await;
-                upkeep.run_upkeep();
+                handle.run_upkeep();
             }
-        });
+        };
         let app = Route::new()
             .at("/metrics", get(scrape))
             .data(self.handle)
             .data(db)
             .data(metrics_process::Collector::default());
-        Server::new_with_acceptor(self.acceptor).run(app).await
+        tokio::select! {
+            served = Server::new_with_acceptor(self.acceptor).run(app) => served,
+            never = upkeep => never,
+        }
     }
 }
 

@@ -19,7 +19,10 @@
 //!   lines, 200 at a time, while this one sends single-order syncs one
 //!   after another (see `support/flood.rs`);
 //! - U   writers of 1,000-order batches while a feed consumer and an
-//!   `updatedSince` consumer pull: what each never saw (`support/feed.rs`).
+//!   `updatedSince` consumer pull: what each never saw (`support/feed.rs`);
+//! - G   (only when named in `ENTRYGO_BENCH_SCENARIOS`) growth: sequential
+//!   request times and storage at 10,000 orders in one account and at
+//!   `ENTRYGO_BENCH_GROWTH_ORDERS` (default 1,000,000; `support/growth.rs`).
 //!
 //! Every sync carries a fresh `Idempotency-Key` (except S4's replays), as
 //! clients are told to. Prints a table and writes `target/bench/load.json`.
@@ -45,6 +48,8 @@ mod ab;
 mod feed;
 #[path = "support/flood.rs"]
 mod flood;
+#[path = "support/growth.rs"]
+mod growth;
 #[path = "support/scripts.rs"]
 mod scripts;
 #[path = "support/server.rs"]
@@ -284,6 +289,22 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
             products: &products_u,
         };
         results.push(recipes.run(backend, seconds));
+    }
+    // Only when asked: seeding a million orders takes minutes.
+    if only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|o| o == "G"))
+    {
+        let key_g = create_account(database_url, "acc_growth");
+        let products_g = seed_products(&client, &server.base, &key_g, "acc_growth");
+        let growth = growth::Growth {
+            base: &server.base,
+            database_url,
+            key: &key_g,
+            account: "acc_growth",
+            products: &products_g,
+        };
+        results.push(growth.run(backend));
     }
     let rounds = |var: &str| {
         std::env::var(var)

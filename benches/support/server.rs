@@ -109,3 +109,27 @@ pub fn create_account(database_url: &str, id: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Runs a query whose rows are (text, integer) pairs, on either backend.
+pub fn query_pairs(url: &str, sql: &str) -> Vec<(String, i64)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sea_orm::{ConnectionTrait, Statement};
+        let conn = sea_orm::Database::connect(url)
+            .await
+            .expect("database reachable");
+        let backend = conn.get_database_backend();
+        let rows = conn
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                (
+                    row.try_get_by_index::<String>(0).unwrap(),
+                    row.try_get_by_index::<i64>(1).unwrap(),
+                )
+            })
+            .collect()
+    })
+}

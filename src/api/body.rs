@@ -6,14 +6,13 @@ use std::marker::PhantomData;
 
 use poem::{Request, RequestBody};
 use poem_openapi::{
-    payload::{Json, ParsePayload, Payload},
-    registry::{MetaSchemaRef, Registry},
+    payload::{ParsePayload, Payload},
     types::{ParseFromJSON, Type},
 };
 use serde_json::Value;
 
 use crate::{
-    api::{error::ApiError, validation::schema_issues},
+    api::{error::ApiError, payload::json_payload, validation::schema_issues},
     domain::admission::Ticket,
     error::Issue,
 };
@@ -133,21 +132,7 @@ impl<T: Type + ParseFromJSON + 'static> ValidatedJson<T> {
     }
 }
 
-impl<T: Type> Payload for SyncBody<T> {
-    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
-
-    fn check_content_type(content_type: &str) -> bool {
-        <Json<T> as Payload>::check_content_type(content_type)
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry)
-    }
-}
+json_payload!(SyncBody);
 
 impl<T: Type + ParseFromJSON> ParsePayload for SyncBody<T> {
     const IS_REQUIRED: bool = true;

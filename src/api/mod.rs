@@ -4,6 +4,7 @@
 pub mod body;
 mod envelope;
 pub mod error;
+mod examples;
 pub mod health;
 pub mod orders;
 pub mod pagination;
@@ -25,6 +26,7 @@ use crate::{
         body::{SyncBody, ValidatedJson},
         error::{ApiError, rate_limit_policy, rate_limit_state},
     },
+    auth::Caller,
     domain::{self, admission::Ticket},
     state::AppState,
 };
@@ -278,15 +280,12 @@ pub struct Synced {
 
 /// A sync handler's whole work, for every resource: admission, the body
 /// read within it, then the one domain call.
-pub async fn run_sync<R, T>(
-    state: &AppState,
-    account: &str,
-    body: SyncBody<T>,
-) -> Result<Synced, ApiError>
+pub async fn run_sync<R, T>(caller: &Caller<'_>, body: SyncBody<T>) -> Result<Synced, ApiError>
 where
     R: domain::sync::Syncable,
     ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
 {
+    let Caller { account, state } = caller;
     let (header, ticket, body) = admit_and_read(state, account, body).await?;
     let (rate_limit_policy, rate_limit) = rate_limit_headers(&ticket);
     let outcome = domain::sync::sync::<R>(state, account, header.as_deref(), body, ticket).await?;
@@ -301,14 +300,14 @@ where
 /// A preview handler's work, for every resource: admission and the body
 /// read within it, as for a sync, then the one domain call.
 pub async fn run_preview<R, T>(
-    state: &AppState,
-    account: &str,
+    caller: &Caller<'_>,
     body: SyncBody<T>,
 ) -> Result<domain::preview::Preview, ApiError>
 where
     R: domain::preview::Previewable,
     ValidatedJson<T>: domain::sync::SyncBody<R::Input>,
 {
+    let Caller { account, state } = caller;
     let (header, ticket, body) = admit_and_read(state, account, body).await?;
     Ok(domain::preview::preview::<R>(state, account, header.as_deref(), body, ticket).await?)
 }

@@ -1,28 +1,22 @@
 //! `/api/orders`: the sync endpoint and its wire types.
 
 use chrono::{DateTime, FixedOffset};
-use poem_openapi::{
-    Object, OpenApi,
-    param::{Header, Path, Query},
-    payload::Json,
-    types::Example,
-};
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use crate::{
     api::{
-        ApiTags,
         body::SyncBody,
         error::{ApiError, GetError, ListError},
-        pagination::default_limit,
+        pagination::PageSize,
         payload::JsonText,
         resource::resource_types,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader, Metadata, Quantity, UnitValueUsd, Usd},
     },
-    auth::ApiKeyAuth,
+    auth::Caller,
     domain::{self, money},
-    state::AppState,
 };
 
 /// One order to create or update, matched by `externalId` within the account.
@@ -108,14 +102,14 @@ resource_types! {
     /// A page of orders.
     page: OrderList,
     /// The order, in the sync response's shape.
-    get: GetOrderResponse,
+    get: GetOrderResponse(domain::orders::Order),
     /// One page of orders.
     list: ListOrdersResponse,
 }
 
 pub struct OrdersApi;
 
-#[OpenApi(prefix_path = "/api/orders", tag = "ApiTags::Orders")]
+#[OpenApi(prefix_path = "/api/orders", tag = "super::ApiTags::Orders")]
 impl OrdersApi {
     /// Sync orders
     ///
@@ -126,15 +120,14 @@ impl OrdersApi {
     #[oai(path = "/sync", method = "post", operation_id = "syncOrders")]
     async fn sync(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
-        /// Idempotency key for retriable writes (1 to 255 visible ASCII
-        /// characters); wins over the body's `idempotencyKey`.
+        caller: Caller<'_>,
+        /// Idempotency key of this order sync, for retries (1 to 255
+        /// visible ASCII characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         body: SyncBody<SyncOrdersRequest>,
     ) -> Result<SyncOrdersResponse, ApiError> {
-        Ok(run_sync::<domain::orders::Orders, _>(&state, &auth.0, body)
+        Ok(run_sync::<domain::orders::Orders, _>(&caller, body)
             .await?
             .into())
     }
@@ -147,13 +140,15 @@ impl OrdersApi {
     #[oai(path = "/:id", method = "get", operation_id = "getOrder")]
     async fn get(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// EntryGo order ID (`ord_…`).
         id: Path<String>,
     ) -> Result<GetOrderResponse, GetError> {
-        let order = domain::orders::get(&state.db, &auth.0, &id.0).await?;
-        Ok(GetOrderResponse::Ok(Json(order.into())))
+        Ok(
+            domain::orders::get(&caller.state.db, &caller.account, &id.0)
+                .await?
+                .into(),
+        )
     }
 
     /// List orders
@@ -166,8 +161,7 @@ impl OrdersApi {
     #[oai(path = "/", method = "get", operation_id = "listOrders")]
     async fn list(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// Only the order with this external reference.
         #[oai(name = "externalId", validator(min_length = 1, max_length = 255))]
         external_id: Query<Option<String>>,
@@ -179,11 +173,8 @@ impl OrdersApi {
         #[oai(name = "updatedSince")]
         updated_since: Query<Option<DateTime<FixedOffset>>>,
         /// Page size, 1 to 200.
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "200"))
-        )]
-        limit: Query<u64>,
+        #[oai(default)]
+        limit: Query<PageSize>,
         /// The `nextCursor` of the previous page: the ID of its last item.
         #[oai(validator(pattern = "^ord_[A-Za-z0-9_]{1,60}$"))]
         cursor: Query<Option<String>>,
@@ -192,8 +183,13 @@ impl OrdersApi {
             external_id: external_id.0,
             updated_since: updated_since.0,
         };
-        let page =
-            domain::orders::list(&state.db, &auth.0, &filter, cursor.0.as_deref(), limit.0).await?;
+        let page = domain::orders::list(
+            &caller.state.db,
+            &caller.account,
+            &filter,
+            limit.0.after(cursor.0.as_deref()),
+        )
+        .await?;
         Ok(page.into())
     }
 
@@ -211,21 +207,21 @@ impl OrdersApi {
     #[oai(path = "/changes", method = "get", operation_id = "listOrderChanges")]
     async fn changes(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// The `nextToken` of the previous page, as it was received (opaque);
         /// absent to start from the beginning.
         #[oai(validator(pattern = "^[0-9a-f]{16}(ord_[A-Za-z0-9_]{1,60})?$"))]
         after: Query<Option<String>>,
         /// Page size, 1 to 200.
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "200"))
-        )]
-        limit: Query<u64>,
+        #[oai(default)]
+        limit: Query<PageSize>,
     ) -> Result<ListOrderChangesResponse, ListError> {
-        let changes =
-            domain::changes::list(&state.db, &auth.0, after.0.as_deref(), limit.0).await?;
+        let changes = domain::changes::list(
+            &caller.state.db,
+            &caller.account,
+            limit.0.after(after.0.as_deref()),
+        )
+        .await?;
         Ok(ListOrderChangesResponse::Ok(JsonText::from_text(
             changes.render(),
         )))
@@ -269,81 +265,6 @@ impl From<SyncOrderInput> for domain::orders::OrderInput {
                         .expect("validated: at most 6 decimal places, at most 1e9"),
                 })
                 .collect(),
-        }
-    }
-}
-
-impl From<domain::orders::Order> for OrderView {
-    fn from(o: domain::orders::Order) -> Self {
-        Self {
-            id: o.id,
-            account_id: o.account_id,
-            external_id: o.external_id,
-            destination_country: o.destination_country,
-            destination_region: o.destination_region,
-            destination_postal_code: o.destination_postal_code,
-            total_value_usd: Usd(o.total_value_usd),
-            items: o
-                .lines
-                .into_iter()
-                .map(|l| LineItem {
-                    product_id: l.product_id,
-                    quantity: Quantity(l.quantity),
-                    unit_value_usd: UnitValueUsd(money::from_micros(l.unit_value_micros)),
-                })
-                .collect(),
-        }
-    }
-}
-
-fn seed_lines() -> Vec<LineItem> {
-    vec![
-        LineItem {
-            product_id: "prod_hoodie_001".into(),
-            quantity: Quantity(2),
-            unit_value_usd: UnitValueUsd(110.into()),
-        },
-        LineItem {
-            product_id: "prod_cap_002".into(),
-            quantity: Quantity(1),
-            unit_value_usd: UnitValueUsd(35.into()),
-        },
-    ]
-}
-
-/// The public docs' request example.
-impl Example for SyncOrdersRequest {
-    fn example() -> Self {
-        let metadata = serde_json::json!({"source": "warehouse-wms", "wave": "wave-17"});
-        Self {
-            account_id: "acc_123".into(),
-            items: vec![SyncOrderInput {
-                external_id: "wms-order-1001".into(),
-                destination_country: CountryCode("US".into()),
-                destination_region: Some("CA".into()),
-                destination_postal_code: Some("94105".into()),
-                items: seed_lines(),
-                metadata: metadata.as_object().cloned().map(Metadata),
-            }],
-            idempotency_key: None,
-        }
-    }
-}
-
-/// The public docs' response example.
-impl Example for SyncOrdersResult {
-    fn example() -> Self {
-        Self {
-            data: vec![OrderView {
-                id: "ord_123".into(),
-                account_id: "acc_123".into(),
-                external_id: "wms-order-1001".into(),
-                destination_country: "US".into(),
-                destination_region: Some("CA".into()),
-                destination_postal_code: Some("94105".into()),
-                total_value_usd: Usd(255.into()),
-                items: seed_lines(),
-            }],
         }
     }
 }

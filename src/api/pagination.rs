@@ -4,7 +4,60 @@
 //! else (another listing's cursor, a made-up string) fails the parameter's
 //! pattern with a `VALIDATION_ERROR` at `cursor`.
 
-/// Default page size.
-pub fn default_limit() -> u64 {
-    50
+use poem_openapi::{
+    registry::MetaSchema,
+    types::{ParseError, ParseFromParameter, ParseResult, ToJSON},
+};
+use serde_json::Value;
+
+use crate::{api::types::leaf_type, domain};
+
+/// The `limit` of a listing: 1 to 200 items, 50 when absent. Its schema
+/// states the bounds, and a page size out of them is a `VALIDATION_ERROR`
+/// at `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(pub u64);
+
+impl PageSize {
+    const MAX: u64 = domain::MAX_PAGE;
+
+    /// The page of this size after the position `after` (a cursor or a feed
+    /// token).
+    pub fn after(self, after: Option<&str>) -> domain::Paging<'_> {
+        domain::Paging::new(after, self.0)
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> Self {
+        Self(50)
+    }
+}
+
+leaf_type!(
+    PageSize,
+    "PageSize",
+    MetaSchema {
+        minimum: Some(1.0),
+        maximum: Some(PageSize::MAX as f64),
+        ..MetaSchema::new_with_format("integer", "uint64")
+    }
+);
+
+impl ParseFromParameter for PageSize {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        match value.parse::<u64>() {
+            Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n)),
+            _ => Err(ParseError::custom(format!(
+                "expected a whole number from 1 to {}",
+                Self::MAX
+            ))),
+        }
+    }
+}
+
+impl ToJSON for PageSize {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0))
+    }
 }

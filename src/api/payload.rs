@@ -7,8 +7,7 @@ use std::marker::PhantomData;
 use poem::{IntoResponse, Response};
 use poem_openapi::{
     payload::{Json, Payload},
-    registry::{MetaSchemaRef, Registry},
-    types::{ToJSON, Type},
+    types::ToJSON,
 };
 
 pub struct JsonText<T> {
@@ -32,21 +31,33 @@ impl<T> JsonText<T> {
     }
 }
 
-impl<T: Type> Payload for JsonText<T> {
-    const CONTENT_TYPE: &'static str = <Json<T> as Payload>::CONTENT_TYPE;
+/// Documents a payload type `$ty<T>` exactly as poem-openapi's `Json<T>`:
+/// its media type and `T`'s schema.
+macro_rules! json_payload {
+    ($ty:ident) => {
+        impl<T: ::poem_openapi::types::Type> ::poem_openapi::payload::Payload for $ty<T> {
+            const CONTENT_TYPE: &'static str =
+                <::poem_openapi::payload::Json<T> as ::poem_openapi::payload::Payload>::CONTENT_TYPE;
 
-    fn check_content_type(content_type: &str) -> bool {
-        <Json<T> as Payload>::check_content_type(content_type)
-    }
+            fn check_content_type(content_type: &str) -> bool {
+                <::poem_openapi::payload::Json<T> as ::poem_openapi::payload::Payload>::check_content_type(
+                    content_type,
+                )
+            }
 
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
+            fn schema_ref() -> ::poem_openapi::registry::MetaSchemaRef {
+                T::schema_ref()
+            }
 
-    fn register(registry: &mut Registry) {
-        T::register(registry)
-    }
+            fn register(registry: &mut ::poem_openapi::registry::Registry) {
+                T::register(registry)
+            }
+        }
+    };
 }
+pub(crate) use json_payload;
+
+json_payload!(JsonText);
 
 impl<T: Send> IntoResponse for JsonText<T> {
     fn into_response(self) -> Response {

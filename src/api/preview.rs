@@ -13,12 +13,11 @@ use crate::{
         run_preview,
         types::{IdempotencyKeyHeader, Usd},
     },
-    auth::ApiKeyAuth,
+    auth::Caller,
     domain::{
         self,
         preview::{Action, Planned, Preview},
     },
-    state::AppState,
 };
 
 /// What the sync would do to the item.
@@ -122,15 +121,14 @@ impl PreviewApi {
     )]
     async fn orders(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// The key the sync would carry (1 to 255 visible ASCII
         /// characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         body: SyncBody<SyncOrdersRequest>,
     ) -> Result<PreviewOrdersResponse, ApiError> {
-        let preview = run_preview::<domain::orders::Orders, _>(&state, &auth.0, body).await?;
+        let preview = run_preview::<domain::orders::Orders, _>(&caller, body).await?;
         Ok(PreviewOrdersResponse::Ok(Json(OrdersPreview {
             idempotency: idempotency(&preview),
             data: preview.items.into_iter().map(Into::into).collect(),
@@ -152,15 +150,14 @@ impl PreviewApi {
     )]
     async fn products(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// The key the sync would carry; wins over the body's
         /// `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         body: SyncBody<SyncProductsRequest>,
     ) -> Result<PreviewProductsResponse, ApiError> {
-        let preview = run_preview::<domain::products::Products, _>(&state, &auth.0, body).await?;
+        let preview = run_preview::<domain::products::Products, _>(&caller, body).await?;
         Ok(PreviewProductsResponse::Ok(Json(ProductsPreview {
             idempotency: idempotency(&preview),
             data: preview.items.into_iter().map(Into::into).collect(),

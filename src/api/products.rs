@@ -1,25 +1,19 @@
 //! `/api/products`: the sync endpoint and its wire types.
 
-use poem_openapi::{
-    Object, OpenApi,
-    param::{Header, Path, Query},
-    payload::Json,
-    types::Example,
-};
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::{Object, OpenApi};
 
 use crate::{
     api::{
-        ApiTags,
         body::SyncBody,
         error::{ApiError, GetError, ListError},
-        pagination::default_limit,
+        pagination::PageSize,
         resource::resource_types,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader},
     },
-    auth::ApiKeyAuth,
+    auth::Caller,
     domain,
-    state::AppState,
 };
 
 /// One product to create or update, matched by `externalId` (your SKU)
@@ -81,14 +75,14 @@ resource_types! {
     /// A page of products.
     page: ProductList,
     /// The product, in the sync response's shape.
-    get: GetProductResponse,
+    get: GetProductResponse(domain::products::Product),
     /// One page of products.
     list: ListProductsResponse,
 }
 
 pub struct ProductsApi;
 
-#[OpenApi(prefix_path = "/api/products", tag = "ApiTags::Products")]
+#[OpenApi(prefix_path = "/api/products", tag = "super::ApiTags::Products")]
 impl ProductsApi {
     /// Sync products
     ///
@@ -98,19 +92,16 @@ impl ProductsApi {
     #[oai(path = "/sync", method = "post", operation_id = "syncProducts")]
     async fn sync(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
-        /// Idempotency key for retriable writes (1 to 255 visible ASCII
-        /// characters); wins over the body's `idempotencyKey`.
+        caller: Caller<'_>,
+        /// Idempotency key of this product sync, for retries (1 to 255
+        /// visible ASCII characters); wins over the body's `idempotencyKey`.
         #[oai(name = "Idempotency-Key")]
         _idempotency_key: Header<Option<IdempotencyKeyHeader>>,
         body: SyncBody<SyncProductsRequest>,
     ) -> Result<SyncProductsResponse, ApiError> {
-        Ok(
-            run_sync::<domain::products::Products, _>(&state, &auth.0, body)
-                .await?
-                .into(),
-        )
+        Ok(run_sync::<domain::products::Products, _>(&caller, body)
+            .await?
+            .into())
     }
 
     /// Get a product
@@ -121,13 +112,15 @@ impl ProductsApi {
     #[oai(path = "/:id", method = "get", operation_id = "getProduct")]
     async fn get(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// EntryGo product ID (`prod_…`).
         id: Path<String>,
     ) -> Result<GetProductResponse, GetError> {
-        let product = domain::products::get(&state.db, &auth.0, &id.0).await?;
-        Ok(GetProductResponse::Ok(Json(product.into())))
+        Ok(
+            domain::products::get(&caller.state.db, &caller.account, &id.0)
+                .await?
+                .into(),
+        )
     }
 
     /// List products
@@ -137,27 +130,22 @@ impl ProductsApi {
     #[oai(path = "/", method = "get", operation_id = "listProducts")]
     async fn list(
         &self,
-        auth: ApiKeyAuth,
-        state: poem::web::Data<&AppState>,
+        caller: Caller<'_>,
         /// Only the product with this SKU.
         #[oai(name = "externalId", validator(min_length = 1, max_length = 255))]
         external_id: Query<Option<String>>,
         /// Page size, 1 to 200.
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "200"))
-        )]
-        limit: Query<u64>,
+        #[oai(default)]
+        limit: Query<PageSize>,
         /// The `nextCursor` of the previous page: the ID of its last item.
         #[oai(validator(pattern = "^prod_[A-Za-z0-9_]{1,60}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<ListProductsResponse, ListError> {
         let page = domain::products::list(
-            &state.db,
-            &auth.0,
+            &caller.state.db,
+            &caller.account,
             external_id.0.as_deref(),
-            cursor.0.as_deref(),
-            limit.0,
+            limit.0.after(cursor.0.as_deref()),
         )
         .await?;
         Ok(page.into())
@@ -172,52 +160,6 @@ impl From<SyncProductInput> for domain::products::ProductInput {
             hs_code: p.hs_code,
             country_of_origin: p.country_of_origin.map(|c| c.0),
             description: p.description,
-        }
-    }
-}
-
-impl From<domain::products::Product> for ProductView {
-    fn from(p: domain::products::Product) -> Self {
-        Self {
-            id: p.id,
-            account_id: p.account_id,
-            external_id: p.external_id,
-            name: p.name,
-            hs_code: p.hs_code,
-            country_of_origin: p.country_of_origin,
-            description: p.description,
-        }
-    }
-}
-
-impl Example for SyncProductsRequest {
-    fn example() -> Self {
-        Self {
-            account_id: "acc_123".into(),
-            items: vec![SyncProductInput {
-                external_id: "hoodie-001".into(),
-                name: "Hoodie".into(),
-                hs_code: Some("610220".into()),
-                country_of_origin: Some(CountryCode("PT".into())),
-                description: Some("Men's cotton hooded sweatshirt".into()),
-            }],
-            idempotency_key: None,
-        }
-    }
-}
-
-impl Example for SyncProductsResult {
-    fn example() -> Self {
-        Self {
-            data: vec![ProductView {
-                id: "prod_hoodie_001".into(),
-                account_id: "acc_123".into(),
-                external_id: "hoodie-001".into(),
-                name: "Hoodie".into(),
-                hs_code: Some("610220".into()),
-                country_of_origin: Some("PT".into()),
-                description: Some("Men's cotton hooded sweatshirt".into()),
-            }],
         }
     }
 }

@@ -6,7 +6,7 @@
 /// Declares, for one resource: `$request` (the sync body, a list of
 /// `$input`s), `$result` (the sync's answer, a list of `$view`s), `$sync`
 /// (the sync's 200), `$page` (a page of `$view`s), `$get` and `$list` (the
-/// read operations' 200s).
+/// read operations' 200s; `$get` renders the domain's `$model`).
 macro_rules! resource_types {
     (
         $(#[$request_doc:meta])* request: $request:ident {
@@ -15,7 +15,7 @@ macro_rules! resource_types {
         $(#[$result_doc:meta])* result: $result:ident($view:ty),
         $(#[$sync_doc:meta])* sync: $sync:ident,
         $(#[$page_doc:meta])* page: $page:ident,
-        $(#[$get_doc:meta])* get: $get:ident,
+        $(#[$get_doc:meta])* get: $get:ident($model:ty),
         $(#[$list_doc:meta])* list: $list:ident,
     ) => {
         $(#[$request_doc])*
@@ -104,7 +104,16 @@ macro_rules! resource_types {
         pub enum $get {
             $(#[$get_doc])*
             #[oai(status = 200)]
-            Ok(poem_openapi::payload::Json<$view>),
+            Ok(crate::api::payload::JsonText<$view>),
+        }
+
+        /// The domain's item, rendered by serde in the view's shape.
+        impl From<$model> for $get {
+            fn from(item: $model) -> Self {
+                $get::Ok(crate::api::payload::JsonText::from_text(
+                    serde_json::to_string(&item).expect("an item serialises"),
+                ))
+            }
         }
 
         #[derive(poem_openapi::ApiResponse)]

@@ -3,8 +3,6 @@
 //! country codes. Each states its constraints in its schema, which the
 //! validator walks (`api::validation`), so spec and checks agree.
 
-use std::borrow::Cow;
-
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -16,17 +14,17 @@ use crate::{api::validation::COUNTRY_FORMAT, domain::money::exact_decimal};
 
 macro_rules! leaf_type {
     ($ty:ty, $name:literal, $schema:expr) => {
-        impl Type for $ty {
+        impl ::poem_openapi::types::Type for $ty {
             const IS_REQUIRED: bool = true;
             type RawValueType = Self;
             type RawElementValueType = Self;
 
-            fn name() -> Cow<'static, str> {
+            fn name() -> ::std::borrow::Cow<'static, str> {
                 $name.into()
             }
 
-            fn schema_ref() -> MetaSchemaRef {
-                MetaSchemaRef::Inline(Box::new($schema))
+            fn schema_ref() -> ::poem_openapi::registry::MetaSchemaRef {
+                ::poem_openapi::registry::MetaSchemaRef::Inline(Box::new($schema))
             }
 
             fn as_raw_value(&self) -> Option<&Self> {
@@ -39,6 +37,7 @@ macro_rules! leaf_type {
         }
     };
 }
+pub(crate) use leaf_type;
 
 fn decimal_from_json<T: Type>(value: Option<Value>) -> Result<Decimal, ParseError<T>> {
     match value {
@@ -208,8 +207,8 @@ impl ToJSON for Metadata {
 }
 
 /// The `Idempotency-Key` header, for the spec only: its schema states the
-/// rule (1 to 255 visible ASCII characters). Handlers read the raw header
-/// (`api::idempotency_header`) so that `idempotency::IdempotencyKey::parse`
+/// rule (1 to 255 visible ASCII characters). The sync body extractor takes the
+/// raw header (`SyncBody::take_idempotency_header`) so that `idempotency::IdempotencyKey::parse`
 /// reports a bad key together with the body's issues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKeyHeader(pub String);

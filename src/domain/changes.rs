@@ -7,7 +7,7 @@
 use crate::{
     db::{self, Db},
     domain::{
-        MAX_PAGE,
+        Paging,
         orders::{Order, with_lines},
     },
     error::{AppError, AppResult},
@@ -78,7 +78,8 @@ const SIGN: u64 = 1 << 63;
 
 /// Up to `limit` changed orders of the account after the token `after`
 /// (from the start without one), each in its state at this read.
-pub async fn list(db: &Db, account: &str, after: Option<&str>, limit: u64) -> AppResult<Changes> {
+pub async fn list(db: &Db, account: &str, paging: Paging<'_>) -> AppResult<Changes> {
+    let Paging { after, limit } = paging;
     let after = match after {
         None => Position::START,
         Some(token) => Position::parse(token).ok_or_else(|| {
@@ -89,7 +90,6 @@ pub async fn list(db: &Db, account: &str, after: Option<&str>, limit: u64) -> Ap
             )
         })?,
     };
-    let limit = limit.clamp(1, MAX_PAGE);
     // The horizon first: the page is read in its snapshot.
     let txn = db.begin_read().await?;
     let horizon = db::changes::horizon(&txn).await?;

@@ -85,6 +85,24 @@ pub fn render_page<T: serde::Serialize>(page: &Page<T>) -> String {
 /// Largest page a listing returns.
 pub const MAX_PAGE: u64 = 200;
 
+/// Which page of a listing to read: the items after the position `after`
+/// (a cursor or feed token; none = from the start), at most `limit` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging<'a> {
+    pub after: Option<&'a str>,
+    pub limit: u64,
+}
+
+impl<'a> Paging<'a> {
+    /// `limit` is held to 1..=[`MAX_PAGE`].
+    pub fn new(after: Option<&'a str>, limit: u64) -> Self {
+        Self {
+            after,
+            limit: limit.clamp(1, MAX_PAGE),
+        }
+    }
+}
+
 /// Attempts of a write transaction that hit a transient conflict
 /// (deadlock, serialisation failure, SQLite busy) before giving up.
 const WRITE_ATTEMPTS: u32 = 5;

@@ -17,7 +17,7 @@ use crate::{
         orders::{LineRow, OrderRow, Written},
     },
     domain::{
-        MAX_PAGE, Page, money, new_id,
+        Page, Paging, money, new_id,
         preview::{Action, Planned, Previewable},
         products, render, storable,
         sync::{Syncable, batch_items},
@@ -346,13 +346,12 @@ pub async fn list(
     db: &Db,
     account: &str,
     filter: &OrderFilter,
-    after: Option<&str>,
-    limit: u64,
+    paging: Paging<'_>,
 ) -> AppResult<Page<Order>> {
     if filter.external_id.as_deref().is_some_and(|e| !storable(e)) {
         return Err(unstorable_filter("externalId"));
     }
-    let limit = limit.clamp(1, MAX_PAGE);
+    let Paging { after, limit } = paging;
     // One snapshot for the orders and their lines.
     let txn = db.begin_read().await?;
     let mut orders = db::orders::page(

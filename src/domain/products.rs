@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::{
     db::{self, Db, entities::products, products::ProductRow},
     domain::{
-        MAX_PAGE, Page, new_id,
+        Page, Paging, new_id,
         preview::{Action, Planned, Previewable},
         render, storable,
         sync::Syncable,
@@ -232,13 +232,12 @@ pub async fn list(
     db: &Db,
     account: &str,
     external_id: Option<&str>,
-    after: Option<&str>,
-    limit: u64,
+    paging: Paging<'_>,
 ) -> AppResult<Page<Product>> {
     if external_id.is_some_and(|e| !storable(e)) {
         return Err(unstorable_filter("externalId"));
     }
-    let limit = limit.clamp(1, MAX_PAGE);
+    let Paging { after, limit } = paging;
     let mut rows = db::products::page(db.conn(), account, external_id, after, limit + 1).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -36,6 +36,71 @@ pub struct LineRow<'a> {
     pub product_id: &'a str,
     pub quantity: i64,
     pub unit_value_micros: i64,
+}
+
+/// An order as reads answer it: without metadata, timestamps, content hash
+/// or change position, which a read would only decode to drop.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct OrderHead {
+    pub id: String,
+    pub account_id: String,
+    pub external_id: String,
+    pub destination_country: String,
+    pub destination_region: Option<String>,
+    pub destination_postal_code: Option<String>,
+    pub total_value_usd: String,
+}
+
+/// The columns of [`OrderHead`].
+const HEAD: [orders::Column; 7] = [
+    orders::Column::Id,
+    orders::Column::AccountId,
+    orders::Column::ExternalId,
+    orders::Column::DestinationCountry,
+    orders::Column::DestinationRegion,
+    orders::Column::DestinationPostalCode,
+    orders::Column::TotalValueUsd,
+];
+
+impl From<orders::Model> for OrderHead {
+    fn from(o: orders::Model) -> Self {
+        Self {
+            id: o.id,
+            account_id: o.account_id,
+            external_id: o.external_id,
+            destination_country: o.destination_country,
+            destination_region: o.destination_region,
+            destination_postal_code: o.destination_postal_code,
+            total_value_usd: o.total_value_usd,
+        }
+    }
+}
+
+/// A line as reads answer it, with its order's ID.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct LineOf {
+    pub order_id: String,
+    pub product_id: String,
+    pub quantity: i64,
+    pub unit_value_micros: i64,
+}
+
+/// The columns of [`LineOf`].
+const LINE: [order_items::Column; 4] = [
+    order_items::Column::OrderId,
+    order_items::Column::ProductId,
+    order_items::Column::Quantity,
+    order_items::Column::UnitValueMicros,
+];
+
+/// One row of an order joined with one of its lines.
+#[derive(Debug, FromQueryResult)]
+struct HeadAndLine {
+    #[sea_orm(nested)]
+    head: OrderHead,
+    product_id: String,
+    quantity: i64,
+    unit_value_micros: i64,
 }
 
 /// What a sync did to one stored order.
@@ -200,19 +265,40 @@ pub async fn replace_lines(
 }
 
 /// One order of the account with its lines in position order: a single
-/// joined statement, so header and lines come from one snapshot.
+/// joined statement, so header and lines come from one snapshot. Every
+/// order has at least one line (a sync refuses an order without).
 pub async fn find_with_lines(
     conn: &impl ConnectionTrait,
     account: &str,
     id: &str,
-) -> Result<Option<(orders::Model, Vec<order_items::Model>)>, DbErr> {
-    let mut found = orders::Entity::find_by_id(id)
+) -> Result<Option<(OrderHead, Vec<LineOf>)>, DbErr> {
+    let rows = orders::Entity::find_by_id(id)
         .filter(orders::Column::AccountId.eq(account))
-        .find_with_related(order_items::Entity)
+        .select_only()
+        .columns(HEAD)
+        .columns([
+            order_items::Column::ProductId,
+            order_items::Column::Quantity,
+            order_items::Column::UnitValueMicros,
+        ])
+        .inner_join(order_items::Entity)
         .order_by_asc(order_items::Column::Position)
+        .into_model::<HeadAndLine>()
         .all(conn)
         .await?;
-    Ok(found.pop())
+    let Some(head) = rows.first().map(|r| r.head.clone()) else {
+        return Ok(None);
+    };
+    let lines = rows
+        .into_iter()
+        .map(|r| LineOf {
+            order_id: r.head.id,
+            product_id: r.product_id,
+            quantity: r.quantity,
+            unit_value_micros: r.unit_value_micros,
+        })
+        .collect();
+    Ok(Some((head, lines)))
 }
 
 /// Up to `limit` orders of the account after the ID `after`, in ID order:
@@ -225,8 +311,9 @@ pub async fn page(
     updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<orders::Model>, DbErr> {
+) -> Result<Vec<OrderHead>, DbErr> {
     page_query(account, external_id, updated_since, after, limit)
+        .into_model()
         .all(conn)
         .await
 }
@@ -241,7 +328,10 @@ pub fn page_query(
     after: Option<&str>,
     limit: u64,
 ) -> sea_orm::Select<orders::Entity> {
-    let mut query = orders::Entity::find().filter(orders::Column::AccountId.eq(account));
+    let mut query = orders::Entity::find()
+        .select_only()
+        .columns(HEAD)
+        .filter(orders::Column::AccountId.eq(account));
     if let Some(external_id) = external_id {
         query = query.filter(orders::Column::ExternalId.eq(external_id));
     }
@@ -255,17 +345,17 @@ pub fn page_query(
 }
 
 /// The lines of the orders `ids`, by order and position: one query.
-pub async fn lines_of(
-    conn: &impl ConnectionTrait,
-    ids: &[String],
-) -> Result<Vec<order_items::Model>, DbErr> {
+pub async fn lines_of(conn: &impl ConnectionTrait, ids: &[String]) -> Result<Vec<LineOf>, DbErr> {
     let mut lines = Vec::new();
     for chunk in ids.chunks(chunk_rows(1)) {
         lines.extend(
             order_items::Entity::find()
+                .select_only()
+                .columns(LINE)
                 .filter(order_items::Column::OrderId.is_in(chunk.to_vec()))
                 .order_by_asc(order_items::Column::OrderId)
                 .order_by_asc(order_items::Column::Position)
+                .into_model()
                 .all(conn)
                 .await?,
         );

@@ -111,7 +111,7 @@ pub async fn list(db: &Db, account: &str, paging: Paging<'_>) -> AppResult<Chang
         // Never go back (an empty page below an earlier horizon).
         _ => after,
     };
-    let items = with_lines(&txn, orders).await?;
+    let items = with_lines(&txn, orders.into_iter().map(Into::into).collect()).await?;
     txn.commit().await?;
     Ok(Changes {
         items,

@@ -13,8 +13,7 @@ use serde::Serialize;
 use crate::{
     db::{
         self, Db,
-        entities::{order_items, orders},
-        orders::{LineRow, OrderRow, Written},
+        orders::{LineOf, LineRow, OrderHead, OrderRow, Written},
     },
     domain::{
         Page, Paging, money, new_id,
@@ -374,10 +373,10 @@ pub async fn list(
 /// The orders `orders` with their lines, read in `txn` (one query).
 pub(super) async fn with_lines(
     txn: &impl ConnectionTrait,
-    orders: Vec<orders::Model>,
+    orders: Vec<OrderHead>,
 ) -> AppResult<Vec<Order>> {
     let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-    let mut lines_by_order: HashMap<String, Vec<order_items::Model>> = HashMap::new();
+    let mut lines_by_order: HashMap<String, Vec<LineOf>> = HashMap::new();
     for line in db::orders::lines_of(txn, &ids).await? {
         lines_by_order
             .entry(line.order_id.clone())
@@ -393,7 +392,7 @@ pub(super) async fn with_lines(
         .collect()
 }
 
-fn from_rows(order: orders::Model, lines: Vec<order_items::Model>) -> AppResult<Order> {
+fn from_rows(order: OrderHead, lines: Vec<LineOf>) -> AppResult<Order> {
     let total = Decimal::from_str(&order.total_value_usd)
         .map_err(|e| anyhow::anyhow!("stored total of {} is not a decimal: {e}", order.id))?;
     Ok(Order {

@@ -92,6 +92,7 @@ fn main() {
     }
     print_table(&results);
     print_flood_table(&results);
+    growth::print_table(&results);
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     let report = json!({
@@ -342,7 +343,7 @@ fn print_table(results: &[Value]) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for r in results
         .iter()
-        .filter(|r| r["scenario"] != "F" && r["scenario"] != "U" && r.get("ab").is_none())
+        .filter(|r| r.get("requestsPerSecond").is_some() && r.get("ab").is_none())
     {
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} |",

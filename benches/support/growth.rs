@@ -162,6 +162,41 @@ impl Growth<'_> {
     }
 }
 
+/// The growth table: medians (p99) in ms at each account size.
+pub fn print_table(results: &[Value]) {
+    let runs: Vec<&Value> = results.iter().filter(|r| r["scenario"] == "G").collect();
+    if runs.is_empty() {
+        return;
+    }
+    println!(
+        "\n| backend | orders | list page | list by externalId | list updatedSince | GET by id | single-order sync | bytes/order | seeded orders/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let cell = |t: &Value| {
+        format!(
+            "{:.2} ({:.2})",
+            t["medianMs"].as_f64().unwrap(),
+            t["p99Ms"].as_f64().unwrap()
+        )
+    };
+    for run in runs {
+        for point in run["checkpoints"].as_array().unwrap() {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} |",
+                run["backend"].as_str().unwrap(),
+                point["orders"],
+                cell(&point["listPage"]),
+                cell(&point["listByExternalId"]),
+                cell(&point["listUpdatedSince"]),
+                cell(&point["getById"]),
+                cell(&point["singleOrderSync"]),
+                point["bytesPerOrder"].as_f64().unwrap(),
+                point["seedOrdersPerSecond"].as_f64().unwrap(),
+            );
+        }
+    }
+}
+
 /// Median and p99 of `samples` timings, in milliseconds.
 fn time(samples: usize, mut run: impl FnMut() -> Duration) -> Value {
     let mut ms: Vec<f64> = (0..samples).map(|_| run().as_secs_f64() * 1000.0).collect();

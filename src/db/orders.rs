@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -303,7 +303,7 @@ pub async fn find_with_lines(
 
 /// Up to `limit` orders of the account after the ID `after`, in ID order:
 /// keyset pagination on the primary key, so a walk sees each order once
-/// even while orders are inserted or updated.
+/// even while orders are inserted or updated. Run it in a transaction.
 pub async fn page(
     conn: &impl ConnectionTrait,
     account: &str,
@@ -312,6 +312,15 @@ pub async fn page(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<OrderHead>, DbErr> {
+    if updated_since.is_some() && conn.get_database_backend() == DbBackend::Postgres {
+        // After a few executions PostgreSQL may switch a prepared statement
+        // to its generic plan, which cannot see how recent `since` is: it
+        // walks the whole account in ID order and filters on `updated_at`.
+        // A plan made for the value ranges over the `updated_at` index and
+        // sorts only the matches. For this transaction only.
+        conn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
+    }
     page_query(account, external_id, updated_since, after, limit)
         .into_model()
         .all(conn)

@@ -210,9 +210,12 @@ fn storage(database_url: &str) -> Value {
         // `dbstat` counts the pages of each table and index.
         "SELECT name, CAST(SUM(pgsize) AS BIGINT) FROM dbstat GROUP BY name"
     } else {
-        "SELECT c.relname::text, pg_relation_size(c.oid)::bigint FROM pg_class c \
+        // A table's size with its TOAST (large values, such as stored
+        // responses), each index apart.
+        "SELECT c.relname::text, CASE c.relkind WHEN 'r' THEN pg_table_size(c.oid) \
+         ELSE pg_relation_size(c.oid) END::bigint FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 't')"
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"
     };
     let rows = super::server::query_pairs(database_url, sql);
     let total: i64 = rows.iter().map(|(_, bytes)| bytes).sum();

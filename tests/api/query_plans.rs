@@ -72,8 +72,12 @@ both_backends! {
         // updatedSince: a range of (account, updated_at) or of (account, id),
         // never the table.
         let stmt = orders::page_query("acc_123", None, Some(since), None, 201).build(backend);
-        let plan = plan(&app, stmt).await;
-        assert!(plan.contains("ix_orders_account_updated_at") || plan.contains("ix_orders_account_id"), "{plan}");
-        assert!(!plan.contains("Seq Scan") && !plan.contains("SCAN orders"), "{plan}");
+        let walk = plan(&app, stmt).await;
+        assert!(walk.contains("ix_orders_account_updated_at") || walk.contains("ix_orders_account_id"), "{walk}");
+        assert!(!walk.contains("Seq Scan") && !walk.contains("SCAN orders"), "{walk}");
+        // The matches of a recent instant: read off (account, updated_at)
+        // in its order.
+        let stmt = orders::since_ids_query("acc_123", since, Some("ord_x")).build(backend);
+        assert_index_range(&plan(&app, stmt).await, "ix_orders_account_updated_at", "updatedSince matches");
     }
 }

@@ -98,6 +98,33 @@ both_backends! {
         assert_eq!(first["data"][0]["items"].as_array().unwrap().len(), 1);
     }
 
+    async fn an_update_time_walk_is_the_id_walk_however_many_match(app) {
+        // More than the 10,000 matches a page is cut from in memory: the
+        // first pages walk the IDs, the last ones are cut from the matches.
+        let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+        let mut expected = Vec::new();
+        for chunk in 0..11 {
+            expected.extend(sync_many(&app, &format!("many{chunk:02}"), 1000).await);
+        }
+        expected.sort();
+        let since = since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/orders?limit=200&updatedSince={since}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = body_json(app.get(&path).await).await;
+            seen.extend(page["data"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+            match page["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "every order once, in ID order");
+    }
+
     async fn listing_filters_by_external_id_and_update_time(app) {
         sync_many(&app, "old", 3).await;
         let ids = sync_many(&app, "find", 2).await;

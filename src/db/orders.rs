@@ -7,7 +7,10 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+    sea_query::{
+        self, Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, OnConflict, Order, Query,
+        WithClause,
+    },
 };
 
 use crate::db::{
@@ -301,12 +304,12 @@ pub async fn find_with_lines(
     Ok(Some((head, lines)))
 }
 
-/// Most `updatedSince` matches a page is cut from in memory.
+/// Most `updatedSince` matches a page is cut from.
 const SINCE_MATCHES_SORTED: u64 = 10_000;
 
 /// Up to `limit` orders of the account after the ID `after`, in ID order:
 /// keyset pagination on the primary key, so a walk sees each order once
-/// even while orders are inserted or updated. Run it in a transaction.
+/// even while orders are inserted or updated.
 pub async fn page(
     conn: &impl ConnectionTrait,
     account: &str,
@@ -321,25 +324,19 @@ pub async fn page(
     // that, chooses that walk on PostgreSQL. So the matches are read off
     // the `updated_at` index first; when they are few, the page is cut
     // from them, and only when they are many, so that an ID walk meets
-    // them soon, does the one statement run.
+    // them soon, does the plain statement run.
     if let (Some(since), None) = (updated_since, external_id) {
-        let mut ids: Vec<String> = since_ids_query(account, since, after)
-            .into_tuple()
-            .all(conn)
-            .await?;
-        if ids.len() as u64 <= SINCE_MATCHES_SORTED {
-            // IDs are ASCII (`ord_` and hex digits), so byte order is the
-            // database's order.
-            ids.sort_unstable();
-            ids.truncate(limit as usize);
-            return orders::Entity::find()
-                .select_only()
-                .columns(HEAD)
-                .filter(orders::Column::Id.is_in(ids))
-                .order_by_asc(orders::Column::Id)
-                .into_model()
-                .all(conn)
-                .await;
+        let rows = since_page_query(account, since, after, limit);
+        let rows = conn.query_all(&rows).await?;
+        let matches = match rows.first() {
+            Some(row) => row.try_get::<i64>("", "matches")?,
+            None => 0,
+        };
+        if matches as u64 <= SINCE_MATCHES_SORTED {
+            return rows
+                .iter()
+                .map(|row| OrderHead::from_query_result(row, ""))
+                .collect();
         }
     }
     page_query(account, external_id, updated_since, after, limit)
@@ -348,27 +345,62 @@ pub async fn page(
         .await
 }
 
-/// The IDs of the account's orders updated at or after `since` and after
-/// the ID `after`, up to one more than [`SINCE_MATCHES_SORTED`]: one range
-/// of `(account_id, updated_at, id)` read in its own order, so no plan but
-/// the index range serves it (the query-plan tests read it).
-pub fn since_ids_query(
+/// The `updatedSince` page cut from the matches, in one statement: the
+/// matches (`m`, up to one more than [`SINCE_MATCHES_SORTED`]) are one
+/// range of `(account_id, updated_at, id)` read in its own order, so no
+/// plan but that index range serves them; the page is the first `limit`
+/// of them by ID, each row carrying how many matched (`matches`). The
+/// query-plan tests read it.
+pub fn since_page_query(
     account: &str,
     since: chrono::DateTime<chrono::FixedOffset>,
     after: Option<&str>,
-) -> sea_orm::Select<orders::Entity> {
-    let mut query = orders::Entity::find()
-        .select_only()
+    limit: u64,
+) -> sea_query::WithQuery {
+    let m = Alias::new("m");
+    let mut matches = Query::select()
         .column(orders::Column::Id)
-        .filter(orders::Column::AccountId.eq(account))
-        .filter(orders::Column::UpdatedAt.gte(since.to_utc().fixed_offset()));
+        .from(orders::Entity)
+        .and_where(orders::Column::AccountId.eq(account))
+        .and_where(orders::Column::UpdatedAt.gte(since.to_utc().fixed_offset()))
+        .to_owned();
     if let Some(after) = after {
-        query = query.filter(orders::Column::Id.gt(after));
+        matches.and_where(orders::Column::Id.gt(after));
     }
-    query
-        .order_by_asc(orders::Column::UpdatedAt)
-        .order_by_asc(orders::Column::Id)
-        .limit(SINCE_MATCHES_SORTED + 1)
+    matches
+        .order_by(orders::Column::UpdatedAt, Order::Asc)
+        .order_by(orders::Column::Id, Order::Asc)
+        .limit(SINCE_MATCHES_SORTED + 1);
+    let page_ids = Query::select()
+        .column(orders::Column::Id)
+        .from(m.clone())
+        .order_by(orders::Column::Id, Order::Asc)
+        .limit(limit)
+        .to_owned();
+    let count = Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from(m.clone())
+        .to_owned();
+    Query::select()
+        .columns(HEAD.map(|c| (orders::Entity, c)))
+        .expr_as(
+            Expr::SubQuery(None, Box::new(count.into())),
+            Alias::new("matches"),
+        )
+        .from(orders::Entity)
+        .and_where(Expr::col((orders::Entity, orders::Column::Id)).in_subquery(page_ids))
+        .order_by((orders::Entity, orders::Column::Id), Order::Asc)
+        .to_owned()
+        .with(
+            WithClause::new()
+                .cte(
+                    CommonTableExpression::new()
+                        .query(matches)
+                        .table_name(m)
+                        .to_owned(),
+                )
+                .to_owned(),
+        )
 }
 
 /// The statement of [`page`]: one range of `(account_id, id)`, of

@@ -8,6 +8,7 @@
 
 use std::{
     any::TypeId,
+    cell::RefCell,
     collections::HashMap,
     str::FromStr,
     sync::{LazyLock, RwLock},
@@ -344,8 +345,18 @@ impl Walker {
 
 /// Schema bounds are `f64` in poem-openapi; ours are short decimals, which
 /// `Display` prints exactly (`1e-6` as `0.000001`).
+///
+/// A body checks each bound once per number, so each bound's conversion
+/// is kept per thread rather than printed and parsed again.
 fn decimal_of(f: f64) -> Decimal {
-    Decimal::from_str(&f.to_string()).expect("schema bound is a plain decimal")
+    thread_local! {
+        static BOUNDS: RefCell<HashMap<u64, Decimal>> = RefCell::default();
+    }
+    BOUNDS.with_borrow_mut(|bounds| {
+        *bounds.entry(f.to_bits()).or_insert_with(|| {
+            Decimal::from_str(&f.to_string()).expect("schema bound is a plain decimal")
+        })
+    })
 }
 
 fn regex_for(pattern: &str) -> regex::Regex {

@@ -17,12 +17,15 @@
 
 use sea_orm::{
     ActiveValue::{self, NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
     sea_query::{Expr, ExprTrait},
 };
 
-use crate::db::entities::{change_counter, orders};
+use crate::db::{
+    entities::{change_counter, orders},
+    orders::{OrderHead, select_head},
+};
 
 /// PostgreSQL's ID of the current transaction, as a `bigint`.
 const TRANSACTION_ID: &str = "pg_current_xact_id()::text::bigint";
@@ -103,12 +106,24 @@ pub async fn page(
     after: (i64, &str),
     horizon: i64,
     limit: u64,
-) -> Result<Vec<orders::Model>, DbErr> {
-    page_query(account, after, horizon, limit).all(txn).await
+) -> Result<Vec<ChangedOrder>, DbErr> {
+    page_query(txn.get_database_backend(), account, after, horizon, limit)
+        .into_model()
+        .all(txn)
+        .await
+}
+
+/// An order of the feed: as reads answer it, and its position.
+#[derive(Debug, FromQueryResult)]
+pub struct ChangedOrder {
+    #[sea_orm(nested)]
+    pub order: OrderHead,
+    pub change_seq: i64,
 }
 
 /// The statement of [`page`] (the query-plan tests read it).
 pub fn page_query(
+    backend: DbBackend,
     account: &str,
     after: (i64, &str),
     horizon: i64,
@@ -119,7 +134,8 @@ pub fn page_query(
         Expr::col(orders::Column::Id),
     ]);
     let after = Expr::tuple([Expr::val(after.0), Expr::val(after.1)]);
-    orders::Entity::find()
+    select_head(orders::Entity::find(), backend)
+        .column(orders::Column::ChangeSeq)
         .filter(orders::Column::AccountId.eq(account))
         .filter(position.gt(after))
         .filter(orders::Column::ChangeSeq.lt(horizon))

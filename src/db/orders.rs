@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
     sea_query::{
         self, Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, OnConflict, Order, Query,
         WithClause,
@@ -41,8 +41,9 @@ pub struct LineRow<'a> {
     pub unit_value_micros: i64,
 }
 
-/// An order as reads answer it: without metadata, timestamps, content hash
-/// or change position, which a read would only decode to drop.
+/// An order as reads answer it, with its lines: without metadata,
+/// timestamps, content hash or change position, which a read would only
+/// decode to drop.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct OrderHead {
     pub id: String,
@@ -52,9 +53,23 @@ pub struct OrderHead {
     pub destination_region: Option<String>,
     pub destination_postal_code: Option<String>,
     pub total_value_usd: String,
+    /// The lines in position order, as the JSON text
+    /// `[[product_id, quantity, unit_value_micros], …]` ([`lines_json`]).
+    pub lines: String,
 }
 
-/// The columns of [`OrderHead`].
+/// A line of an order as reads answer it.
+pub type LineOf = (String, i64, i64);
+
+impl OrderHead {
+    /// The order's lines, in position order.
+    pub fn line_rows(&self) -> Result<Vec<LineOf>, DbErr> {
+        serde_json::from_str(&self.lines)
+            .map_err(|e| DbErr::Type(format!("lines of order {}: {e}", self.id)))
+    }
+}
+
+/// The columns of [`OrderHead`] but its lines.
 const HEAD: [orders::Column; 7] = [
     orders::Column::Id,
     orders::Column::AccountId,
@@ -65,45 +80,32 @@ const HEAD: [orders::Column; 7] = [
     orders::Column::TotalValueUsd,
 ];
 
-impl From<orders::Model> for OrderHead {
-    fn from(o: orders::Model) -> Self {
-        Self {
-            id: o.id,
-            account_id: o.account_id,
-            external_id: o.external_id,
-            destination_country: o.destination_country,
-            destination_region: o.destination_region,
-            destination_postal_code: o.destination_postal_code,
-            total_value_usd: o.total_value_usd,
+/// The lines of the order of the enclosing query's `orders` row, as one
+/// JSON array in position order (one range of the `(order_id, position)`
+/// index). Each row of a result is a hand-off between threads in SQLite's
+/// driver, so an order is one row with its lines rather than one row per
+/// line; and a page is one statement instead of two. Raw SQL: the JSON
+/// aggregates are each backend's own.
+pub fn lines_json(backend: DbBackend) -> Expr {
+    Expr::cust(match backend {
+        DbBackend::Postgres => {
+            r#"(SELECT json_agg(json_build_array("product_id", "quantity", "unit_value_micros") ORDER BY "position")::text FROM "order_items" WHERE "order_items"."order_id" = "orders"."id")"#
         }
-    }
+        _ => {
+            r#"(SELECT json_group_array(json_array("product_id", "quantity", "unit_value_micros") ORDER BY "position") FROM "order_items" WHERE "order_items"."order_id" = "orders"."id")"#
+        }
+    })
 }
 
-/// A line as reads answer it, with its order's ID.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct LineOf {
-    pub order_id: String,
-    pub product_id: String,
-    pub quantity: i64,
-    pub unit_value_micros: i64,
-}
-
-/// The columns of [`LineOf`].
-const LINE: [order_items::Column; 4] = [
-    order_items::Column::OrderId,
-    order_items::Column::ProductId,
-    order_items::Column::Quantity,
-    order_items::Column::UnitValueMicros,
-];
-
-/// One row of an order joined with one of its lines.
-#[derive(Debug, FromQueryResult)]
-struct HeadAndLine {
-    #[sea_orm(nested)]
-    head: OrderHead,
-    product_id: String,
-    quantity: i64,
-    unit_value_micros: i64,
+/// `query` selecting the columns of [`OrderHead`].
+pub(crate) fn select_head(
+    query: sea_orm::Select<orders::Entity>,
+    backend: DbBackend,
+) -> sea_orm::Select<orders::Entity> {
+    query
+        .select_only()
+        .columns(HEAD)
+        .expr_as(lines_json(backend), "lines")
 }
 
 /// What a sync did to one stored order.
@@ -267,41 +269,17 @@ pub async fn replace_lines(
     Ok(())
 }
 
-/// One order of the account with its lines in position order: a single
-/// joined statement, so header and lines come from one snapshot. Every
-/// order has at least one line (a sync refuses an order without).
-pub async fn find_with_lines(
+/// One order of the account with its lines: one statement.
+pub async fn find(
     conn: &impl ConnectionTrait,
     account: &str,
     id: &str,
-) -> Result<Option<(OrderHead, Vec<LineOf>)>, DbErr> {
-    let rows = orders::Entity::find_by_id(id)
-        .filter(orders::Column::AccountId.eq(account))
-        .select_only()
-        .columns(HEAD)
-        .columns([
-            order_items::Column::ProductId,
-            order_items::Column::Quantity,
-            order_items::Column::UnitValueMicros,
-        ])
-        .inner_join(order_items::Entity)
-        .order_by_asc(order_items::Column::Position)
-        .into_model::<HeadAndLine>()
-        .all(conn)
-        .await?;
-    let Some(head) = rows.first().map(|r| r.head.clone()) else {
-        return Ok(None);
-    };
-    let lines = rows
-        .into_iter()
-        .map(|r| LineOf {
-            order_id: r.head.id,
-            product_id: r.product_id,
-            quantity: r.quantity,
-            unit_value_micros: r.unit_value_micros,
-        })
-        .collect();
-    Ok(Some((head, lines)))
+) -> Result<Option<OrderHead>, DbErr> {
+    let query = orders::Entity::find_by_id(id).filter(orders::Column::AccountId.eq(account));
+    select_head(query, conn.get_database_backend())
+        .into_model()
+        .one(conn)
+        .await
 }
 
 /// Most `updatedSince` matches a page is cut from.
@@ -326,7 +304,7 @@ pub async fn page(
     // from them, and only when they are many, so that an ID walk meets
     // them soon, does the plain statement run.
     if let (Some(since), None) = (updated_since, external_id) {
-        let rows = since_page_query(account, since, after, limit);
+        let rows = since_page_query(conn.get_database_backend(), account, since, after, limit);
         let rows = conn.query_all(&rows).await?;
         let matches = match rows.first() {
             Some(row) => row.try_get::<i64>("", "matches")?,
@@ -339,10 +317,17 @@ pub async fn page(
                 .collect();
         }
     }
-    page_query(account, external_id, updated_since, after, limit)
-        .into_model()
-        .all(conn)
-        .await
+    page_query(
+        conn.get_database_backend(),
+        account,
+        external_id,
+        updated_since,
+        after,
+        limit,
+    )
+    .into_model()
+    .all(conn)
+    .await
 }
 
 /// The `updatedSince` page cut from the matches, in one statement: the
@@ -352,6 +337,7 @@ pub async fn page(
 /// of them by ID, each row carrying how many matched (`matches`). The
 /// query-plan tests read it.
 pub fn since_page_query(
+    backend: DbBackend,
     account: &str,
     since: chrono::DateTime<chrono::FixedOffset>,
     after: Option<&str>,
@@ -383,6 +369,7 @@ pub fn since_page_query(
         .to_owned();
     Query::select()
         .columns(HEAD.map(|c| (orders::Entity, c)))
+        .expr_as(lines_json(backend), Alias::new("lines"))
         .expr_as(
             Expr::SubQuery(None, Box::new(count.into())),
             Alias::new("matches"),
@@ -407,16 +394,15 @@ pub fn since_page_query(
 /// `(account_id, external_id)` or of `(account_id, updated_at, id)` (the
 /// query-plan tests read it).
 pub fn page_query(
+    backend: DbBackend,
     account: &str,
     external_id: Option<&str>,
     updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
     after: Option<&str>,
     limit: u64,
 ) -> sea_orm::Select<orders::Entity> {
-    let mut query = orders::Entity::find()
-        .select_only()
-        .columns(HEAD)
-        .filter(orders::Column::AccountId.eq(account));
+    let mut query =
+        select_head(orders::Entity::find(), backend).filter(orders::Column::AccountId.eq(account));
     if let Some(external_id) = external_id {
         query = query.filter(orders::Column::ExternalId.eq(external_id));
     }
@@ -427,25 +413,6 @@ pub fn page_query(
         query = query.filter(orders::Column::Id.gt(after));
     }
     query.order_by_asc(orders::Column::Id).limit(limit)
-}
-
-/// The lines of the orders `ids`, by order and position: one query.
-pub async fn lines_of(conn: &impl ConnectionTrait, ids: &[String]) -> Result<Vec<LineOf>, DbErr> {
-    let mut lines = Vec::new();
-    for chunk in ids.chunks(chunk_rows(1)) {
-        lines.extend(
-            order_items::Entity::find()
-                .select_only()
-                .columns(LINE)
-                .filter(order_items::Column::OrderId.is_in(chunk.to_vec()))
-                .order_by_asc(order_items::Column::OrderId)
-                .order_by_asc(order_items::Column::Position)
-                .into_model()
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(lines)
 }
 
 /// The stored ID and content hash of each of the account's orders among

@@ -8,7 +8,7 @@ use crate::{
     db::{self, Db},
     domain::{
         Paging,
-        orders::{Order, with_lines},
+        orders::{Order, from_row},
     },
     error::{AppError, AppResult},
 };
@@ -101,7 +101,7 @@ pub async fn list(db: &Db, account: &str, paging: Paging<'_>) -> AppResult<Chang
         // More changes below the horizon: continue after this page.
         Some(last) if full => Position {
             seq: last.change_seq,
-            id: last.id.clone(),
+            id: last.order.id.clone(),
         },
         // Every change below the horizon is delivered: continue from it.
         _ if horizon > after.seq => Position {
@@ -111,7 +111,10 @@ pub async fn list(db: &Db, account: &str, paging: Paging<'_>) -> AppResult<Chang
         // Never go back (an empty page below an earlier horizon).
         _ => after,
     };
-    let items = with_lines(&txn, orders.into_iter().map(Into::into).collect()).await?;
+    let items = orders
+        .into_iter()
+        .map(|o| from_row(o.order))
+        .collect::<AppResult<Vec<_>>>()?;
     txn.commit().await?;
     Ok(Changes {
         items,

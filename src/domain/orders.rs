@@ -1,19 +1,19 @@
 //! Orders: upsert by (account, externalId), full replacement of line items,
 //! exact totals, one transaction per request.
 
-use std::{collections::HashMap, str::FromStr};
+use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use sea_orm::DatabaseTransaction;
 use serde::Serialize;
 
 use crate::{
     db::{
         self, Db,
-        orders::{LineOf, LineRow, OrderHead, OrderRow, Written},
+        orders::{LineRow, OrderHead, OrderRow, Written},
     },
     domain::{
         Page, Paging, money, new_id,
@@ -334,13 +334,15 @@ pub async fn get(db: &Db, account: &str, id: &str) -> AppResult<Order> {
     if !storable(id) {
         return Err(AppError::NotFound(Resource::Order));
     }
-    let (order, lines) = db::orders::find_with_lines(db.conn(), account, id)
+    let order = db::orders::find(db.conn(), account, id)
         .await?
         .ok_or(AppError::NotFound(Resource::Order))?;
-    from_rows(order, lines)
+    from_row(order)
 }
 
-/// A page of the account's orders in ID order, after the ID `after`.
+/// A page of the account's orders in ID order, after the ID `after`: one
+/// statement (two when `updatedSince` matches many), each order with its
+/// lines, so the page is one snapshot.
 pub async fn list(
     db: &Db,
     account: &str,
@@ -351,10 +353,8 @@ pub async fn list(
         return Err(unstorable_filter("externalId"));
     }
     let Paging { after, limit } = paging;
-    // One snapshot for the orders and their lines.
-    let txn = db.begin_read().await?;
     let mut orders = db::orders::page(
-        &txn,
+        db.conn(),
         account,
         filter.external_id.as_deref(),
         filter.updated_since,
@@ -364,37 +364,19 @@ pub async fn list(
     .await?;
     let more = orders.len() as u64 > limit;
     orders.truncate(limit as usize);
-    let items = with_lines(&txn, orders).await?;
-    txn.commit().await?;
+    let items = orders
+        .into_iter()
+        .map(from_row)
+        .collect::<AppResult<Vec<_>>>()?;
     let next_after = more.then(|| items.last().map(|o| o.id.clone())).flatten();
     Ok(Page { items, next_after })
 }
 
-/// The orders `orders` with their lines, read in `txn` (one query).
-pub(super) async fn with_lines(
-    txn: &impl ConnectionTrait,
-    orders: Vec<OrderHead>,
-) -> AppResult<Vec<Order>> {
-    let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-    let mut lines_by_order: HashMap<String, Vec<LineOf>> = HashMap::new();
-    for line in db::orders::lines_of(txn, &ids).await? {
-        lines_by_order
-            .entry(line.order_id.clone())
-            .or_default()
-            .push(line);
-    }
-    orders
-        .into_iter()
-        .map(|o| {
-            let lines = lines_by_order.remove(&o.id).unwrap_or_default();
-            from_rows(o, lines)
-        })
-        .collect()
-}
-
-fn from_rows(order: OrderHead, lines: Vec<LineOf>) -> AppResult<Order> {
+/// An order as the domain answers it, from its stored row.
+pub(super) fn from_row(order: OrderHead) -> AppResult<Order> {
     let total = Decimal::from_str(&order.total_value_usd)
         .map_err(|e| anyhow::anyhow!("stored total of {} is not a decimal: {e}", order.id))?;
+    let lines = order.line_rows()?;
     Ok(Order {
         id: order.id,
         account_id: order.account_id,
@@ -405,10 +387,10 @@ fn from_rows(order: OrderHead, lines: Vec<LineOf>) -> AppResult<Order> {
         total_value_usd: total,
         lines: lines
             .into_iter()
-            .map(|l| Line {
-                product_id: l.product_id,
-                quantity: l.quantity,
-                unit_value_micros: l.unit_value_micros,
+            .map(|(product_id, quantity, unit_value_micros)| Line {
+                product_id,
+                quantity,
+                unit_value_micros,
             })
             .collect(),
     })

@@ -34,11 +34,18 @@ async fn plan(app: &crate::helpers::TestApp, stmt: Statement) -> String {
 }
 
 /// An index range on `orders`/`products`, with no scan of the table and no
-/// sort of what it read.
+/// sort of what it read. An order's own lines may be ordered in their JSON
+/// aggregate (SQLite says `USE TEMP B-TREE FOR json_group_array(ORDER BY)`):
+/// that sorts the lines of one order, read off `(order_id, position)`.
 fn assert_index_range(plan: &str, index: &str, what: &str) {
     // Shown with `--nocapture`.
     eprintln!("{what}:\n{plan}\n");
     assert!(plan.contains(index), "{what}: not on {index}:\n{plan}");
+    let plan: String = plan
+        .lines()
+        .filter(|step| !step.contains("FOR json_group_array(ORDER BY)"))
+        .collect::<Vec<_>>()
+        .join("\n");
     for whole in [
         "Seq Scan",
         "SCAN orders",
@@ -57,27 +64,27 @@ both_backends! {
         // By externalId, both indexes serve: the unique one finds the row,
         // (account_id, id) yields the account's rows in order; the planner
         // weighs them on the table's statistics.
-        let stmt = orders::page_query("acc_123", Some("wms-1"), None, None, 201).build(backend);
+        let stmt = orders::page_query(backend, "acc_123", Some("wms-1"), None, None, 201).build(backend);
         let by_external = plan(&app, stmt).await;
         let index = if by_external.contains("ux_orders_account_external_id") { "ux_orders_account_external_id" } else { "ix_orders_account_id" };
         assert_index_range(&by_external, index, "orders by externalId");
         let cases = [
-            ("orders page", orders::page_query("acc_123", None, None, Some("ord_x"), 201).build(backend), "ix_orders_account_id"),
+            ("orders page", orders::page_query(backend, "acc_123", None, None, Some("ord_x"), 201).build(backend), "ix_orders_account_id"),
             ("products page", products::page_query("acc_123", None, Some("prod_x"), 201).build(backend), "ix_products_account_id"),
-            ("change feed page", changes::page_query("acc_123", (5, "ord_x"), 10, 201).build(backend), "ix_orders_account_change_seq"),
+            ("change feed page", changes::page_query(backend, "acc_123", (5, "ord_x"), 10, 201).build(backend), "ix_orders_account_change_seq"),
         ];
         for (what, stmt, index) in cases {
             assert_index_range(&plan(&app, stmt).await, index, what);
         }
         // updatedSince: a range of (account, updated_at) or of (account, id),
         // never the table.
-        let stmt = orders::page_query("acc_123", None, Some(since), None, 201).build(backend);
+        let stmt = orders::page_query(backend, "acc_123", None, Some(since), None, 201).build(backend);
         let walk = plan(&app, stmt).await;
         assert!(walk.contains("ix_orders_account_updated_at") || walk.contains("ix_orders_account_id"), "{walk}");
         assert!(!walk.contains("Seq Scan") && !walk.contains("SCAN orders"), "{walk}");
         // The matches of a recent instant: read off (account, updated_at)
         // in its order.
-        let stmt = sea_orm::StatementBuilder::build(&orders::since_page_query("acc_123", since, Some("ord_x"), 201), &backend);
+        let stmt = sea_orm::StatementBuilder::build(&orders::since_page_query(backend, "acc_123", since, Some("ord_x"), 201), &backend);
         let cut = plan(&app, stmt).await;
         eprintln!("updatedSince page cut from the matches:\n{cut}\n");
         assert!(cut.contains("ix_orders_account_updated_at"), "{cut}");

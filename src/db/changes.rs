@@ -24,7 +24,7 @@ use sea_orm::{
 
 use crate::db::{
     entities::{change_counter, orders},
-    orders::{OrderHead, select_head},
+    orders::{OrderWithLines, select_head},
 };
 
 /// PostgreSQL's ID of the current transaction, as a `bigint`.
@@ -117,7 +117,7 @@ pub async fn page(
 #[derive(Debug, FromQueryResult)]
 pub struct ChangedOrder {
     #[sea_orm(nested)]
-    pub order: OrderHead,
+    pub order: OrderWithLines,
     pub change_seq: i64,
 }
 

@@ -41,9 +41,8 @@ pub struct LineRow<'a> {
     pub unit_value_micros: i64,
 }
 
-/// An order as reads answer it, with its lines: without metadata,
-/// timestamps, content hash or change position, which a read would only
-/// decode to drop.
+/// An order as reads answer it: without metadata, timestamps, content
+/// hash or change position, which a read would only decode to drop.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct OrderHead {
     pub id: String,
@@ -53,20 +52,37 @@ pub struct OrderHead {
     pub destination_region: Option<String>,
     pub destination_postal_code: Option<String>,
     pub total_value_usd: String,
-    /// The lines in position order, as the JSON text
-    /// `[[product_id, quantity, unit_value_micros], …]` ([`lines_json`]).
+}
+
+/// A line of an order as reads answer it: product ID, quantity, unit
+/// value in micro-dollars.
+pub type LineOf = (String, i64, i64);
+
+/// An order of a page with its lines, in position order, as the JSON text
+/// `[[product_id, quantity, unit_value_micros], …]` ([`lines_json`]).
+#[derive(Debug, FromQueryResult)]
+pub struct OrderWithLines {
+    #[sea_orm(nested)]
+    pub head: OrderHead,
     pub lines: String,
 }
 
-/// A line of an order as reads answer it.
-pub type LineOf = (String, i64, i64);
-
-impl OrderHead {
-    /// The order's lines, in position order.
-    pub fn line_rows(&self) -> Result<Vec<LineOf>, DbErr> {
-        serde_json::from_str(&self.lines)
-            .map_err(|e| DbErr::Type(format!("lines of order {}: {e}", self.id)))
+impl OrderWithLines {
+    pub fn into_parts(self) -> Result<(OrderHead, Vec<LineOf>), DbErr> {
+        let lines = serde_json::from_str(&self.lines)
+            .map_err(|e| DbErr::Type(format!("lines of order {}: {e}", self.head.id)))?;
+        Ok((self.head, lines))
     }
+}
+
+/// One row of an order joined with one of its lines.
+#[derive(Debug, FromQueryResult)]
+struct HeadAndLine {
+    #[sea_orm(nested)]
+    head: OrderHead,
+    product_id: String,
+    quantity: i64,
+    unit_value_micros: i64,
 }
 
 /// The columns of [`OrderHead`] but its lines.
@@ -83,9 +99,9 @@ const HEAD: [orders::Column; 7] = [
 /// The lines of the order of the enclosing query's `orders` row, as one
 /// JSON array in position order (one range of the `(order_id, position)`
 /// index). Each row of a result is a hand-off between threads in SQLite's
-/// driver, so an order is one row with its lines rather than one row per
-/// line; and a page is one statement instead of two. Raw SQL: the JSON
-/// aggregates are each backend's own.
+/// driver, so an order of a page is one row with its lines rather than one
+/// row per line, and a page one statement instead of two. Raw SQL: the
+/// JSON aggregates are each backend's own.
 pub fn lines_json(backend: DbBackend) -> Expr {
     Expr::cust(match backend {
         DbBackend::Postgres => {
@@ -97,7 +113,7 @@ pub fn lines_json(backend: DbBackend) -> Expr {
     })
 }
 
-/// `query` selecting the columns of [`OrderHead`].
+/// `query` selecting the columns of [`OrderWithLines`].
 pub(crate) fn select_head(
     query: sea_orm::Select<orders::Entity>,
     backend: DbBackend,
@@ -269,17 +285,36 @@ pub async fn replace_lines(
     Ok(())
 }
 
-/// One order of the account with its lines: one statement.
+/// One order of the account with its lines in position order: one joined
+/// statement, a row per line (for a few rows, cheaper than aggregating
+/// them).
 pub async fn find(
     conn: &impl ConnectionTrait,
     account: &str,
     id: &str,
-) -> Result<Option<OrderHead>, DbErr> {
-    let query = orders::Entity::find_by_id(id).filter(orders::Column::AccountId.eq(account));
-    select_head(query, conn.get_database_backend())
-        .into_model()
-        .one(conn)
-        .await
+) -> Result<Option<(OrderHead, Vec<LineOf>)>, DbErr> {
+    let rows = orders::Entity::find_by_id(id)
+        .filter(orders::Column::AccountId.eq(account))
+        .select_only()
+        .columns(HEAD)
+        .columns([
+            order_items::Column::ProductId,
+            order_items::Column::Quantity,
+            order_items::Column::UnitValueMicros,
+        ])
+        .inner_join(order_items::Entity)
+        .order_by_asc(order_items::Column::Position)
+        .into_model::<HeadAndLine>()
+        .all(conn)
+        .await?;
+    let Some(head) = rows.first().map(|r| r.head.clone()) else {
+        return Ok(None);
+    };
+    let lines = rows
+        .into_iter()
+        .map(|r| (r.product_id, r.quantity, r.unit_value_micros))
+        .collect();
+    Ok(Some((head, lines)))
 }
 
 /// Most `updatedSince` matches a page is cut from.
@@ -295,7 +330,7 @@ pub async fn page(
     updated_since: Option<chrono::DateTime<chrono::FixedOffset>>,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<OrderHead>, DbErr> {
+) -> Result<Vec<OrderWithLines>, DbErr> {
     // With `updatedSince`, walking the account in ID order can read every
     // order before it meets the recent ones (IDs grow with creation, and
     // recent updates sit at the end), and the planner, which cannot know
@@ -313,7 +348,7 @@ pub async fn page(
         if matches as u64 <= SINCE_MATCHES_SORTED {
             return rows
                 .iter()
-                .map(|row| OrderHead::from_query_result(row, ""))
+                .map(|row| OrderWithLines::from_query_result(row, ""))
                 .collect();
         }
     }

@@ -101,7 +101,7 @@ pub async fn list(db: &Db, account: &str, paging: Paging<'_>) -> AppResult<Chang
         // More changes below the horizon: continue after this page.
         Some(last) if full => Position {
             seq: last.change_seq,
-            id: last.order.id.clone(),
+            id: last.order.head.id.clone(),
         },
         // Every change below the horizon is delivered: continue from it.
         _ if horizon > after.seq => Position {

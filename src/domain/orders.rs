@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::{
     db::{
         self, Db,
-        orders::{LineRow, OrderHead, OrderRow, Written},
+        orders::{LineOf, LineRow, OrderHead, OrderRow, OrderWithLines, Written},
     },
     domain::{
         Page, Paging, money, new_id,
@@ -334,10 +334,10 @@ pub async fn get(db: &Db, account: &str, id: &str) -> AppResult<Order> {
     if !storable(id) {
         return Err(AppError::NotFound(Resource::Order));
     }
-    let order = db::orders::find(db.conn(), account, id)
+    let (order, lines) = db::orders::find(db.conn(), account, id)
         .await?
         .ok_or(AppError::NotFound(Resource::Order))?;
-    from_row(order)
+    from_rows(order, lines)
 }
 
 /// A page of the account's orders in ID order, after the ID `after`: one
@@ -372,11 +372,16 @@ pub async fn list(
     Ok(Page { items, next_after })
 }
 
-/// An order as the domain answers it, from its stored row.
-pub(super) fn from_row(order: OrderHead) -> AppResult<Order> {
+/// An order of a page as the domain answers it.
+pub(super) fn from_row(order: OrderWithLines) -> AppResult<Order> {
+    let (order, lines) = order.into_parts()?;
+    from_rows(order, lines)
+}
+
+/// An order as the domain answers it, from its stored row and lines.
+fn from_rows(order: OrderHead, lines: Vec<LineOf>) -> AppResult<Order> {
     let total = Decimal::from_str(&order.total_value_usd)
         .map_err(|e| anyhow::anyhow!("stored total of {} is not a decimal: {e}", order.id))?;
-    let lines = order.line_rows()?;
     Ok(Order {
         id: order.id,
         account_id: order.account_id,

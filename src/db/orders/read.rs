@@ -71,14 +71,15 @@ const HEAD: [orders::Column; 7] = [
 /// index). Each row of a result is a hand-off between threads in SQLite's
 /// driver, so an order of a page is one row with its lines rather than one
 /// row per line, and a page one statement instead of two. Raw SQL: the
-/// JSON aggregates are each backend's own.
+/// JSON aggregates are each backend's own. An order always has lines (a
+/// sync refuses one without); `[]` keeps a row without them decodable.
 pub fn lines_json(backend: DbBackend) -> Expr {
     Expr::cust(match backend {
         DbBackend::Postgres => {
-            r#"(SELECT json_agg(json_build_array("product_id", "quantity", "unit_value_micros") ORDER BY "position")::text FROM "order_items" WHERE "order_items"."order_id" = "orders"."id")"#
+            r#"COALESCE((SELECT json_agg(json_build_array("product_id", "quantity", "unit_value_micros") ORDER BY "position")::text FROM "order_items" WHERE "order_items"."order_id" = "orders"."id"), '[]')"#
         }
         _ => {
-            r#"(SELECT json_group_array(json_array("product_id", "quantity", "unit_value_micros") ORDER BY "position") FROM "order_items" WHERE "order_items"."order_id" = "orders"."id")"#
+            r#"COALESCE((SELECT json_group_array(json_array("product_id", "quantity", "unit_value_micros") ORDER BY "position") FROM "order_items" WHERE "order_items"."order_id" = "orders"."id"), '[]')"#
         }
     })
 }

@@ -207,9 +207,10 @@ impl ToJSON for Metadata {
 }
 
 /// The `Idempotency-Key` header, for the spec only: its schema states the
-/// rule (1 to 255 visible ASCII characters). The sync body extractor takes the
-/// raw header (`SyncBody::take_idempotency_header`) so that `idempotency::IdempotencyKey::parse`
-/// reports a bad key together with the body's issues.
+/// rule (1 to 255 visible ASCII characters). The sync body extractor takes
+/// the raw header (`SyncBody::take_idempotency_header`) so that
+/// `idempotency::IdempotencyKey::parse` reports a bad key together with the
+/// body's issues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKeyHeader(pub String);
 

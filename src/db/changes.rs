@@ -24,7 +24,7 @@ use sea_orm::{
 
 use crate::db::{
     entities::{change_counter, orders},
-    orders::{OrderWithLines, select_head},
+    orders::{OrderWithLines, select_with_lines},
 };
 
 /// PostgreSQL's ID of the current transaction, as a `bigint`.
@@ -134,7 +134,7 @@ pub fn page_query(
         Expr::col(orders::Column::Id),
     ]);
     let after = Expr::tuple([Expr::val(after.0), Expr::val(after.1)]);
-    select_head(orders::Entity::find(), backend)
+    select_with_lines(orders::Entity::find(), backend)
         .column(orders::Column::ChangeSeq)
         .filter(orders::Column::AccountId.eq(account))
         .filter(position.gt(after))

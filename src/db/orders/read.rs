@@ -55,7 +55,7 @@ struct HeadAndLine {
     unit_value_micros: i64,
 }
 
-/// The columns of [`OrderHead`] but its lines.
+/// The columns of [`OrderHead`].
 const HEAD: [orders::Column; 7] = [
     orders::Column::Id,
     orders::Column::AccountId,
@@ -73,7 +73,7 @@ const HEAD: [orders::Column; 7] = [
 /// row per line, and a page one statement instead of two. Raw SQL: the
 /// JSON aggregates are each backend's own. An order always has lines (a
 /// sync refuses one without); `[]` keeps a row without them decodable.
-pub fn lines_json(backend: DbBackend) -> Expr {
+fn lines_json(backend: DbBackend) -> Expr {
     Expr::cust(match backend {
         DbBackend::Postgres => {
             r#"COALESCE((SELECT json_agg(json_build_array("product_id", "quantity", "unit_value_micros") ORDER BY "position")::text FROM "order_items" WHERE "order_items"."order_id" = "orders"."id"), '[]')"#
@@ -85,7 +85,7 @@ pub fn lines_json(backend: DbBackend) -> Expr {
 }
 
 /// `query` selecting the columns of [`OrderWithLines`].
-pub(crate) fn select_head(
+pub(crate) fn select_with_lines(
     query: sea_orm::Select<orders::Entity>,
     backend: DbBackend,
 ) -> sea_orm::Select<orders::Entity> {
@@ -246,8 +246,8 @@ pub fn page_query(
     after: Option<&str>,
     limit: u64,
 ) -> sea_orm::Select<orders::Entity> {
-    let mut query =
-        select_head(orders::Entity::find(), backend).filter(orders::Column::AccountId.eq(account));
+    let mut query = select_with_lines(orders::Entity::find(), backend)
+        .filter(orders::Column::AccountId.eq(account));
     if let Some(external_id) = external_id {
         query = query.filter(orders::Column::ExternalId.eq(external_id));
     }

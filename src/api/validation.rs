@@ -66,17 +66,33 @@ pub fn schema_issues<T: Type + 'static>(value: &Value) -> Vec<Issue> {
 /// decimals) and expands `1e131071` into 131,072 digits.
 const FREE_NUMBER_MAX_DIGITS: usize = 1_000;
 
-struct Walker {
+/// A step of the path to where the walk is: printed only for an issue, so
+/// a valid body of 1,000 orders costs no string per field.
+#[derive(Clone, Copy)]
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+struct Walker<'v> {
     registry: &'static Registry,
-    path: Vec<String>,
+    path: Vec<Step<'v>>,
     issues: Vec<Issue>,
 }
 
-impl Walker {
+impl<'v> Walker<'v> {
     fn push(&mut self, code: &'static str, message: impl Into<String>) {
         if !self.full() {
-            self.issues
-                .push(Issue::new(self.path.join("."), code, message));
+            let path = self
+                .path
+                .iter()
+                .map(|step| match step {
+                    Step::Key(key) => (*key).to_owned(),
+                    Step::Index(i) => i.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(".");
+            self.issues.push(Issue::new(path, code, message));
         }
     }
 
@@ -95,7 +111,7 @@ impl Walker {
         }
     }
 
-    fn check(&mut self, schema: &MetaSchemaRef, value: &Value) {
+    fn check(&mut self, schema: &MetaSchemaRef, value: &'v Value) {
         if self.full() {
             return;
         }
@@ -121,7 +137,7 @@ impl Walker {
 
     /// JSON the schema leaves free (`metadata`), which is stored: no U+0000
     /// in its strings and keys, numbers that every backend can hold.
-    fn check_free(&mut self, value: &Value) {
+    fn check_free(&mut self, value: &'v Value) {
         if self.full() {
             return;
         }
@@ -132,7 +148,7 @@ impl Walker {
             Value::Number(n) => self.check_free_number(n),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.path.push(i.to_string());
+                    self.path.push(Step::Index(i));
                     self.check_free(item);
                     self.path.pop();
                 }
@@ -140,7 +156,7 @@ impl Walker {
             Value::Object(map) => {
                 for (key, child) in map {
                     self.check_key(key);
-                    self.path.push(key.clone());
+                    self.path.push(Step::Key(key));
                     self.check_free(child);
                     self.path.pop();
                 }
@@ -168,7 +184,7 @@ impl Walker {
     /// A number in free-form JSON: at most 1,000 digits, within a 64-bit
     /// float's range (zero included).
     fn check_free_number(&mut self, n: &serde_json::Number) {
-        let text = n.to_string();
+        let text = n.as_str();
         let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
         let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
         let nonzero = mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
@@ -201,7 +217,7 @@ impl Walker {
         );
     }
 
-    fn check_object(&mut self, s: &MetaSchema, value: &Value) {
+    fn check_object(&mut self, s: &MetaSchema, value: &'v Value) {
         let Value::Object(map) = value else {
             return self.type_mismatch("object", value);
         };
@@ -213,14 +229,14 @@ impl Walker {
                     continue;
                 }
                 self.check_key(key);
-                self.path.push(key.clone());
+                self.path.push(Step::Key(key));
                 self.check(schema, child);
                 self.path.pop();
             }
         }
         for (name, prop) in &s.properties {
             let required = s.required.contains(name);
-            self.path.push((*name).to_owned());
+            self.path.push(Step::Key(name));
             match map.get(*name) {
                 None if required => self.push("invalid_type", "Required"),
                 None => {}
@@ -231,7 +247,7 @@ impl Walker {
         }
     }
 
-    fn check_array(&mut self, s: &MetaSchema, value: &Value) {
+    fn check_array(&mut self, s: &MetaSchema, value: &'v Value) {
         let Value::Array(items) = value else {
             return self.type_mismatch("array", value);
         };
@@ -249,7 +265,7 @@ impl Walker {
         }
         if let Some(item_schema) = &s.items {
             for (i, item) in items.iter().enumerate() {
-                self.path.push(i.to_string());
+                self.path.push(Step::Index(i));
                 self.check(item_schema, item);
                 self.path.pop();
             }
@@ -303,7 +319,7 @@ impl Walker {
         let Some(d) = exact_decimal(n) else {
             // Beyond Decimal's 28 significant digits: far out of every range
             // we accept, or finer than any precision we keep.
-            let magnitude = n.to_string().parse::<f64>().map_or(f64::INFINITY, f64::abs);
+            let magnitude = n.as_str().parse::<f64>().map_or(f64::INFINITY, f64::abs);
             return if magnitude >= 1.0 {
                 self.push("too_big", "Number is too large")
             } else if s.ty == "integer" {

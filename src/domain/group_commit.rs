@@ -18,6 +18,10 @@ use crate::{
 /// shares an external ID with an earlier job still pending, and every
 /// large job after the first.
 pub(super) fn take_batch<R: Resource>(pending: &mut VecDeque<Job<R>>) -> Vec<Job<R>> {
+    // A lone job is its own batch: no external ID of its to compare.
+    if pending.len() == 1 {
+        return pending.drain(..).collect();
+    }
     let mut taken_keys: HashSet<(String, String)> = HashSet::new();
     let mut blocked_keys: HashSet<(String, String)> = HashSet::new();
     let (mut batch, mut rest) = (Vec::new(), VecDeque::new());

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admission;
 pub mod changes;
+pub mod digest;
 mod group_commit;
 pub mod idempotency;
 pub mod money;

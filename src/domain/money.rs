@@ -9,11 +9,11 @@ use rust_decimal::Decimal;
 /// (`serde_json/arbitrary_precision` keeps it): `1.5e2` is 150, `0.1` is 0.1.
 /// `None` beyond Decimal's 28 significant digits.
 pub fn exact_decimal(n: &serde_json::Number) -> Option<Decimal> {
-    let text = n.to_string();
+    let text = n.as_str();
     if text.contains(['e', 'E']) {
-        Decimal::from_scientific(&text).ok()
+        Decimal::from_scientific(text).ok()
     } else {
-        Decimal::from_str_exact(&text).ok()
+        Decimal::from_str_exact(text).ok()
     }
 }
 

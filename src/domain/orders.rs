@@ -5,7 +5,6 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use sea_orm::DatabaseTransaction;
 use serde::Serialize;
@@ -16,7 +15,7 @@ use crate::{
         orders::{LineOf, LineRow, OrderHead, OrderRow, OrderWithLines, Written},
     },
     domain::{
-        Page, Paging, money, new_id,
+        Page, Paging, digest, money, new_id,
         preview::{Action, Planned, Previewable},
         products, render, storable,
         sync::{Syncable, batch_items},
@@ -96,15 +95,14 @@ impl OrderInput {
             .iter()
             .map(|l| (l.product_id.as_str(), l.quantity, l.unit_value_micros))
             .collect();
-        let content = serde_json::json!([
+        digest::json_sha256_hex(&(
             "order.v1",
-            self.destination_country,
-            self.destination_region,
-            self.destination_postal_code,
-            self.metadata,
+            &self.destination_country,
+            &self.destination_region,
+            &self.destination_postal_code,
+            &self.metadata,
             lines,
-        ]);
-        hex::encode(Sha256::digest(content.to_string().as_bytes()))
+        ))
     }
 }
 
@@ -161,7 +159,29 @@ impl writer::Resource for Orders {
             .iter()
             .flat_map(|(inputs, _)| inputs.iter().map(OrderInput::line_rows))
             .collect();
-        db::orders::replace_lines(txn, &lines, &ids).await?;
+        // The answers are rendered while the database writes the lines:
+        // the statement is on the driver's side (SQLite's thread,
+        // PostgreSQL's server) once `replace_lines` first waits.
+        let render_answers = async {
+            let mut ids = ids.iter();
+            syncs
+                .iter()
+                .map(|(inputs, prepared)| {
+                    let synced: Vec<Order> = inputs
+                        .iter()
+                        .zip(ids.by_ref())
+                        .zip(&prepared.totals)
+                        .map(|((input, (id, _)), total)| {
+                            input.to_order(id.clone(), account, *total)
+                        })
+                        .collect();
+                    render(&synced)
+                })
+                .collect::<Vec<String>>()
+        };
+        let (written, bodies) =
+            futures_util::join!(db::orders::replace_lines(txn, &lines, &ids), render_answers);
+        written?;
         let mut counts = ItemCounts::default();
         for (_, written) in &ids {
             match written {
@@ -170,19 +190,6 @@ impl writer::Resource for Orders {
                 Written::Unchanged => counts.unchanged += 1,
             }
         }
-        let mut ids = ids.into_iter();
-        let bodies = syncs
-            .iter()
-            .map(|(inputs, prepared)| {
-                let synced: Vec<Order> = inputs
-                    .iter()
-                    .zip(ids.by_ref())
-                    .zip(&prepared.totals)
-                    .map(|((input, (id, _)), total)| input.to_order(id, account, *total))
-                    .collect();
-                render(&synced)
-            })
-            .collect();
         Ok((bodies, counts))
     }
 }
@@ -248,29 +255,30 @@ impl Syncable for Orders {
 
     /// Line items whose `productId` names no product of the account.
     async fn stored_rules(state: &AppState, account: &str, body: &Value) -> AppResult<Vec<Issue>> {
-        let refs: Vec<(String, &str)> = batch_items(body)
+        // (order, line, product ID); a path is written only for an issue.
+        let refs: Vec<(usize, usize, &str)> = batch_items(body)
             .enumerate()
             .flat_map(|(i, order)| {
                 batch_items(order).enumerate().filter_map(move |(j, line)| {
                     let id = line.get("productId")?.as_str().filter(|s| !s.is_empty())?;
-                    Some((format!("items.{i}.items.{j}.productId"), id))
+                    Some((i, j, id))
                 })
             })
             .collect();
         if refs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ids: Vec<&str> = refs.iter().map(|(_, id)| *id).collect();
+        let mut ids: Vec<&str> = refs.iter().map(|(_, _, id)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
         let unknown =
             products::unknown_ids(&state.db, &state.known_products, account, &ids).await?;
         Ok(refs
             .into_iter()
-            .filter(|(_, id)| unknown.contains(*id))
-            .map(|(path, id)| {
+            .filter(|(_, _, id)| unknown.contains(*id))
+            .map(|(i, j, id)| {
                 Issue::new(
-                    path,
+                    format!("items.{i}.items.{j}.productId"),
                     "custom",
                     format!("Unknown productId {id} in this account"),
                 )
@@ -399,4 +407,37 @@ fn from_rows(order: OrderHead, lines: Vec<LineOf>) -> AppResult<Order> {
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Content hashes are stored with orders: a re-sync after an upgrade
+    /// must hash as before, or every unchanged order would be rewritten.
+    #[test]
+    fn content_hashes_are_stable_across_versions() {
+        let line = |product_id: &str, quantity, unit_value_micros| LineInput {
+            product_id: product_id.into(),
+            quantity,
+            unit_value_micros,
+        };
+        let mut order = OrderInput {
+            external_id: "A-1".into(),
+            destination_country: "US".into(),
+            destination_region: Some("C\"A\u{e9}\n".into()),
+            destination_postal_code: None,
+            metadata: Some(serde_json::json!({"z": true, "a": [1.50, {"b": null}]})),
+            lines: vec![line("prd_1", 3, 10_500_000), line("prd_2", 1, 1)],
+        };
+        assert_eq!(
+            order.content_hash(),
+            "fe017d1a7dd7616fb4ef9bb4fabe9a9b10c0ee77811c96e5b8d961c09fc8e93a"
+        );
+        order.metadata = None;
+        assert_eq!(
+            order.content_hash(),
+            "2551a02eee050fc2ba89afdd76bb47a3bd720dfbbeb7b60b1fc356b2fa795ae0"
+        );
+    }
 }

@@ -57,7 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    telemetry::init(settings.serve.log_format);
+    let _log_guard = telemetry::init(settings.serve.log_format);
     let demo = settings.serve.demo;
     let app = Application::build(settings).await?;
     if demo {

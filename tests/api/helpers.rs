@@ -64,7 +64,8 @@ pub fn postgres_missing() {
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
-        entrygo::telemetry::init(entrygo::config::LogFormat::Text);
+        // The log thread lives as long as the test process.
+        std::mem::forget(entrygo::telemetry::init(entrygo::config::LogFormat::Text));
     }
 });
 

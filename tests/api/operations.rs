@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     both_backends,
@@ -173,7 +173,22 @@ both_backends! {
         let resp = in_flight.await.unwrap().expect("in-flight request answered");
         assert_eq!(resp.status(), 200);
         assert_eq!(body_json(resp).await["data"][0]["totalValueUsd"], 4);
-        assert!(server.wait_exit(Duration::from_secs(10)).success());
+        let (status, log) = server.wait_exit_with_log(Duration::from_secs(10));
+        assert!(status.success());
+        // Log lines are written by a thread of their own, through a buffer:
+        // the process writes them all out before it exits, the request's
+        // line and the last line included.
+        let events: Vec<Value> = log.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        assert!(
+            events.iter().any(|e| e["message"] == "request"
+                && e["path"] == "/api/orders/sync" && e["status"] == 200),
+            "{log:?}"
+        );
+        assert_eq!(
+            events.last().map(|e| e["message"].clone()),
+            Some(Value::from("stopped; closing the database pool")),
+            "{log:?}"
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 //! instances on one database, signals).
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicUsize, Ordering},
 };
 
@@ -16,6 +16,10 @@ pub struct ServerProcess {
     child: std::process::Child,
     /// Syncs the process has claimed (its `sync claimed` log lines).
     claims: Arc<AtomicUsize>,
+    /// Every log line read so far; the reader ends when the process has
+    /// closed its stderr.
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -53,12 +57,14 @@ impl ServerProcess {
         // Keep draining the log so the server never blocks on a full pipe,
         // counting the syncs it claims.
         let claims = Arc::new(AtomicUsize::new(0));
-        let counted = claims.clone();
-        std::thread::spawn(move || {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (counted, kept) = (claims.clone(), log.clone());
+        let reader = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 if line.contains("\"sync claimed\"") {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
+                kept.lock().unwrap().push(line);
             }
         });
         Self {
@@ -66,6 +72,8 @@ impl ServerProcess {
             metrics_address,
             child,
             claims,
+            log,
+            reader: Some(reader),
         }
     }
 
@@ -103,11 +111,24 @@ impl ServerProcess {
     }
 
     /// Waits for the process to exit.
-    pub fn wait_exit(mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+    pub fn wait_exit(self, limit: std::time::Duration) -> std::process::ExitStatus {
+        self.wait_exit_with_log(limit).0
+    }
+
+    /// Waits for the process to exit; also returns every line it logged
+    /// after it started listening, to the last.
+    pub fn wait_exit_with_log(
+        mut self,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
+                let log = std::mem::take(&mut *self.log.lock().unwrap());
+                return (status, log);
             }
             assert!(std::time::Instant::now() < deadline, "server did not exit");
             std::thread::sleep(std::time::Duration::from_millis(50));

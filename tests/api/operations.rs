@@ -173,7 +173,7 @@ both_backends! {
         let resp = in_flight.await.unwrap().expect("in-flight request answered");
         assert_eq!(resp.status(), 200);
         assert_eq!(body_json(resp).await["data"][0]["totalValueUsd"], 4);
-        let (status, log) = server.wait_exit_with_log(Duration::from_secs(10));
+        let (status, log) = server.wait_exit(Duration::from_secs(10));
         assert!(status.success());
         // Log lines are written by a thread of their own, through a buffer:
         // the process writes them all out before it exits, the request's

@@ -110,14 +110,9 @@ impl ServerProcess {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit.
-    pub fn wait_exit(self, limit: std::time::Duration) -> std::process::ExitStatus {
-        self.wait_exit_with_log(limit).0
-    }
-
-    /// Waits for the process to exit; also returns every line it logged
-    /// after it started listening, to the last.
-    pub fn wait_exit_with_log(
+    /// Waits for the process to exit; returns its status and every line it
+    /// logged after it started listening, to the last.
+    pub fn wait_exit(
         mut self,
         limit: std::time::Duration,
     ) -> (std::process::ExitStatus, Vec<String>) {

@@ -91,3 +91,22 @@ both_backends! {
         assert!(!cut.contains("Seq Scan") && !cut.contains("SCAN orders"), "{cut}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_connections_never_jit_compile() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return crate::helpers::postgres_missing();
+    };
+    // Every pooled connection: the setting is each session's own.
+    let sessions: Vec<_> = (0..4).map(|_| app.state.db.conn().begin()).collect();
+    for txn in futures_util::future::join_all(sessions).await {
+        let txn = txn.unwrap();
+        let row = txn
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, "SHOW jit"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<String>("", "jit").unwrap(), "off");
+        txn.rollback().await.unwrap();
+    }
+}

@@ -55,11 +55,11 @@ impl Db {
                 // 503 and is dropped from the pool.
                 .test_before_acquire_if_idle_for(Duration::from_secs(1))
                 // No JIT compilation on PostgreSQL: it pays off for long
-                // analytical queries, never for these statements, and it
-                // is chosen by the planner's cost estimate, which stale
-                // statistics inflate. After a burst of writes a list page
-                // (an estimated 1,640 lines an order, 3 in fact) was
-                // compiled on every execution: ~310 ms of a 1 ms query.
+                // analytical queries, never for these short statements,
+                // and it is chosen by the planner's cost estimate, which
+                // stale statistics inflate: after a burst of writes a list
+                // page was compiled on every execution, the compilation
+                // costing far more than the query (README, "Production").
                 .map_sqlx_postgres_opts(|o| o.options([("jit", "off")]))
                 .map_sqlx_sqlite_opts(|o| {
                     o.create_if_missing(true)

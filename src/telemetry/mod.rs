@@ -15,8 +15,8 @@ use crate::config::LogFormat;
 ///
 /// Lines are written by a thread of their own, through a buffer flushed
 /// whenever no line is waiting: a request formats its line and goes on,
-/// instead of making a system call on stderr (one per request, which cost
-/// the reads a tenth of their throughput). Never lossy: when
+/// instead of making a system call on stderr of its own (README,
+/// "Operations", for what that costs). Never lossy: when
 /// [`LOG_QUEUE_LINES`] lines wait, the next one waits for room. Keep the
 /// guard until the process ends; dropping it writes out what is queued.
 #[must_use = "dropping the guard stops the log thread: keep it until the process ends"]

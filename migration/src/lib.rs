@@ -9,6 +9,7 @@ mod m20261127_000004_create_idempotency_keys;
 mod m20261128_000005_add_order_content_hash;
 mod m20261130_000006_add_order_change_seq;
 mod m20261130_000007_add_listing_indexes;
+mod m20261201_000008_drop_order_item_foreign_keys;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_add_order_content_hash::Migration),
             Box::new(m20261130_000006_add_order_change_seq::Migration),
             Box::new(m20261130_000007_add_listing_indexes::Migration),
+            Box::new(m20261201_000008_drop_order_item_foreign_keys::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod hostile;
 mod idempotency;
 mod idempotency_records;
 mod metrics;
+mod migrations;
 mod openapi_spec;
 mod operations;
 mod orders_sync;

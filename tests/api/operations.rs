@@ -196,3 +196,63 @@ async fn seed_existing(app: &crate::helpers::TestApp) {
     let body = batch(vec![order("term-1", &[("prod_cap_002", "1", "1")])]);
     assert_eq!(app.sync_orders(&body).await.status(), 200);
 }
+
+/// The pool takes a connection back without testing it when its last use
+/// finished cleanly (the vendored sqlx drivers tell); a connection that the
+/// database cut is still found and replaced: each fails one request at
+/// most, and then every request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_cut_by_postgres_fail_one_request_each_at_most() {
+    use sea_orm::ConnectionTrait;
+    let Some(app) = spawn_app_with(Backend::Postgres, |_| {}).await else {
+        return crate::helpers::postgres_missing();
+    };
+    let resp = app.sync_orders(&seed_order_request()).await;
+    assert_eq!(resp.status(), 200);
+    let id = body_json(resp).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let get = || async {
+        app.client
+            .get(app.url(&format!("/api/orders/{id}")))
+            .bearer_auth(&app.api_key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Every connection of the pool opened and used.
+    let warm = futures_util::future::join_all((0..32).map(|_| get())).await;
+    assert!(warm.iter().all(|s| *s == 200), "{warm:?}");
+    let (in_use, idle) = app.state.db.pool_connections();
+    let pooled = in_use + idle;
+
+    let admin_url = std::env::var(crate::helpers::POSTGRES_ENV).unwrap();
+    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+
+    let mut failed = 0;
+    for _ in 0..pooled * 3 {
+        match get().await {
+            200 => {}
+            503 => failed += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    assert!(
+        failed <= pooled,
+        "{failed} failures for {pooled} connections"
+    );
+    for _ in 0..50 {
+        assert_eq!(get().await, 200);
+    }
+}

@@ -165,6 +165,18 @@ pub trait Connection: Send {
     #[doc(hidden)]
     fn should_flush(&self) -> bool;
 
+    /// EntryGo patch: whether the pool must test this connection with a
+    /// round trip (`ping`) when it is released. The pool did so for every
+    /// release, to flush what a cancelled or rolled-back use left queued and
+    /// to find broken connections; a driver that can tell from the
+    /// connection's own state that nothing is left and that it is not known
+    /// to be broken answers `false` and saves the round trip. The default
+    /// keeps the ping.
+    #[doc(hidden)]
+    fn needs_release_ping(&self) -> bool {
+        true
+    }
+
     /// Establish a new database connection.
     ///
     /// A value of [`Options`][Self::Options] is parsed from the provided connection string. This parsing

@@ -54,10 +54,7 @@ async fn readyz_follows_the_database(backend: Backend) {
                 .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
                 .await
                 .unwrap();
-            admin
-                .execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-                .await
-                .unwrap();
+            terminate_sessions(&admin, &name).await;
             let resp = ready().await;
             assert_eq!(resp.status(), 503);
             assert_eq!(body_json(resp).await["errorCode"], "SERVICE_UNAVAILABLE");
@@ -203,7 +200,6 @@ async fn seed_existing(app: &crate::helpers::TestApp) {
 /// most, and then every request succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_cut_by_postgres_fail_one_request_each_at_most() {
-    use sea_orm::ConnectionTrait;
     let Some(app) = spawn_app_with(Backend::Postgres, |_| {}).await else {
         return crate::helpers::postgres_missing();
     };
@@ -213,16 +209,8 @@ async fn connections_cut_by_postgres_fail_one_request_each_at_most() {
         .as_str()
         .unwrap()
         .to_owned();
-    let get = || async {
-        app.client
-            .get(app.url(&format!("/api/orders/{id}")))
-            .bearer_auth(&app.api_key)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let path = format!("/api/orders/{id}");
+    let get = || async { app.get(&path).await.status().as_u16() };
     // Every connection of the pool opened and used.
     let warm = futures_util::future::join_all((0..32).map(|_| get())).await;
     assert!(warm.iter().all(|s| *s == 200), "{warm:?}");
@@ -232,12 +220,7 @@ async fn connections_cut_by_postgres_fail_one_request_each_at_most() {
     let admin_url = std::env::var(crate::helpers::POSTGRES_ENV).unwrap();
     let name = app.database_url.rsplit('/').next().unwrap().to_owned();
     let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
-    admin
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .unwrap();
+    terminate_sessions(&admin, &name).await;
     admin.close().await.unwrap();
 
     let mut failed = 0;
@@ -255,4 +238,16 @@ async fn connections_cut_by_postgres_fail_one_request_each_at_most() {
     for _ in 0..50 {
         assert_eq!(get().await, 200);
     }
+}
+
+/// Ends every PostgreSQL session on the database `name`, as a server
+/// restart or an administrator would.
+async fn terminate_sessions(admin: &sea_orm::DatabaseConnection, name: &str) {
+    use sea_orm::ConnectionTrait;
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
 }

@@ -240,6 +240,63 @@ async fn connections_cut_by_postgres_fail_one_request_each_at_most() {
     }
 }
 
+/// A read right after a transaction was dropped unfinished, on the same
+/// pooled connection, sees none of its writes: the rollback that the drop
+/// queues runs first. On SQLite the vendored driver runs some reads on the
+/// caller's thread instead of the connection's; it must not overtake a
+/// command still queued for that thread.
+async fn reads_wait_for_the_rollback_of_a_dropped_transaction(backend: Backend) {
+    use sea_orm::{
+        ConnectionTrait, TransactionTrait,
+        sea_query::{Alias, Expr, ExprTrait, Func, Query},
+    };
+    let Some(test_db) = crate::test_database::TestDatabase::create(backend).await else {
+        return crate::helpers::postgres_missing();
+    };
+    // One connection: the read gets the connection the transaction had.
+    let db = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
+    let conn = db.conn();
+    conn.execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
+        .await
+        .unwrap();
+    let backend = conn.get_database_backend();
+    let insert = backend.build(
+        Query::insert()
+            .into_table(Alias::new("probe"))
+            .columns([Alias::new("n")])
+            .values_panic([1.into()]),
+    );
+    let count = backend.build(
+        Query::select()
+            .expr_as(Func::count(Expr::col(Alias::new("n"))), Alias::new("c"))
+            .from(Alias::new("probe"))
+            .and_where(Expr::col(Alias::new("n")).gte(0)),
+    );
+    for round in 0..300 {
+        let txn = conn.begin().await.unwrap();
+        txn.execute_raw(insert.clone()).await.unwrap();
+        drop(txn);
+        let seen: i64 = conn
+            .query_one_raw(count.clone())
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "c")
+            .unwrap();
+        assert_eq!(seen, 0, "round {round}: a rolled-back row was read");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_wait_for_the_rollback_of_a_dropped_transaction_sqlite() {
+    reads_wait_for_the_rollback_of_a_dropped_transaction(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_wait_for_the_rollback_of_a_dropped_transaction_postgres() {
+    reads_wait_for_the_rollback_of_a_dropped_transaction(Backend::Postgres).await
+}
+
 /// Ends every PostgreSQL session on the database `name`, as a server
 /// restart or an administrator would.
 async fn terminate_sessions(admin: &sea_orm::DatabaseConnection, name: &str) {

@@ -29,12 +29,22 @@ impl<'c> Executor<'c> for &'c mut SqliteConnection {
         };
         let persistent = query.persistent() && arguments.is_some();
         let sql = query.sql();
+        let row_channel_size = self.row_channel_size;
 
+        // EntryGo patch: on the calling thread when it may (see
+        // `ConnectionWorker::execute_inline`), else on the connection's.
         Box::pin(
-            self.worker
-                .execute(sql, arguments, self.row_channel_size, persistent, None)
-                .map_ok(flume::Receiver::into_stream)
-                .try_flatten_stream(),
+            async move {
+                match self.worker.execute_inline(sql, arguments, persistent, None) {
+                    Ok(results) => Ok(stream::iter(results).left_stream()),
+                    Err((sql, arguments)) => self
+                        .worker
+                        .execute(sql, arguments, row_channel_size, persistent, None)
+                        .await
+                        .map(|rx| rx.into_stream().right_stream()),
+                }
+            }
+            .try_flatten_stream(),
         )
     }
 
@@ -56,6 +66,20 @@ impl<'c> Executor<'c> for &'c mut SqliteConnection {
 
         Box::pin(async move {
             let sql = query.sql();
+            // EntryGo patch: on the calling thread when it may, as in
+            // `fetch_many`.
+            let (sql, arguments) =
+                match self.worker.execute_inline(sql, arguments, persistent, Some(1)) {
+                    Ok(results) => {
+                        for res in results {
+                            if let Either::Right(row) = res? {
+                                return Ok(Some(row));
+                            }
+                        }
+                        return Ok(None);
+                    }
+                    Err(back) => back,
+                };
             let mut stream = pin!(self
                 .worker
                 .execute(sql, arguments, self.row_channel_size, persistent, Some(1))

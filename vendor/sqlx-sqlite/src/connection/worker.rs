@@ -1,5 +1,5 @@
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -30,6 +30,11 @@ use crate::connection::deserialize::{deserialize, serialize, SchemaName, SqliteO
 
 pub(crate) struct ConnectionWorker {
     command_tx: flume::Sender<(Command, tracing::Span)>,
+    /// EntryGo patch: commands sent to the thread so far, and (`done`)
+    /// how many of them it has finished. Equal means the thread is idle
+    /// and nothing of this connection waits to run before a new command.
+    sent: u64,
+    done: Arc<AtomicU64>,
     /// Mutex for locking access to the database.
     pub(crate) shared: Arc<WorkerSharedState>,
 }
@@ -115,6 +120,7 @@ impl ConnectionWorker {
             .name(params.thread_name.clone())
             .spawn(move || {
                 let (command_tx, command_rx) = flume::bounded(params.command_channel_size);
+                let done = Arc::new(AtomicU64::new(0));
 
                 let conn = match params.establish() {
                     Ok(conn) => conn,
@@ -137,6 +143,8 @@ impl ConnectionWorker {
                 if establish_tx
                     .send(Ok(Self {
                         command_tx,
+                        sent: 0,
+                        done: Arc::clone(&done),
                         shared: Arc::clone(&shared),
                     }))
                     .is_err()
@@ -149,8 +157,24 @@ impl ConnectionWorker {
                 // would rollback an already completed transaction.
                 let mut ignore_next_start_rollback = false;
 
+                // EntryGo patch: the thread holds the connection only while
+                // it runs a command (not while it waits for one), so that
+                // `execute_inline` can run a read on the caller's thread when
+                // the connection is idle.
+                drop(conn);
+
                 for (cmd, span) in command_rx {
                     let _guard = span.enter();
+                    // Counts the command as finished when this iteration
+                    // ends, however it ends (declared before the lock, so
+                    // dropped after it).
+                    let _done = CountOnDrop(&done);
+                    if let Command::UnlockDb = cmd {
+                        // The caller already waits for the lock, which this
+                        // thread no longer holds between commands.
+                        continue;
+                    }
+                    let mut conn = futures_executor::block_on(shared.conn.lock());
                     match cmd {
                         Command::Prepare { query, tx } => {
                             tx.send(prepare(&mut conn, query)).ok();
@@ -331,10 +355,7 @@ impl ConnectionWorker {
                             update_cached_statements_size(&conn, &shared.cached_statements_size);
                             tx.send(()).ok();
                         }
-                        Command::UnlockDb => {
-                            drop(conn);
-                            conn = futures_executor::block_on(shared.conn.lock());
-                        }
+                        Command::UnlockDb => {}
                         Command::Ping { tx } => {
                             tx.send(()).ok();
                         }
@@ -351,6 +372,69 @@ impl ConnectionWorker {
             })?;
 
         establish_rx.await.map_err(|_| Error::WorkerCrashed)?
+    }
+
+    /// EntryGo patch: runs a statement on the calling thread instead of
+    /// the connection's, when that is safe and cheap, and answers its
+    /// results; otherwise gives `query` and `args` back for
+    /// [`Self::execute`]. Every statement on the connection's thread is two
+    /// hand-offs between threads (the command, then the rows), which cost a
+    /// one-row read more than SQLite's own work.
+    ///
+    /// Runs inline only when
+    /// - every command this connection sent has finished (so nothing it
+    ///   queued, such as the rollback of a dropped transaction, is still
+    ///   to run before this statement), and the connection is not locked
+    ///   out by `lock_handle`;
+    /// - the statement is a cached (persistent) one, a single statement,
+    ///   read-only and returning rows: it cannot wait for SQLite's write
+    ///   lock (a read in WAL mode takes none), so it never sleeps in the
+    ///   busy handler on the caller's thread; `COMMIT` and the other
+    ///   transaction statements, which `sqlite3_stmt_readonly` calls
+    ///   read-only, return no rows.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn execute_inline(
+        &mut self,
+        query: SqlStr,
+        args: Option<SqliteArguments>,
+        persistent: bool,
+        limit: Option<usize>,
+    ) -> Result<
+        Vec<Result<Either<SqliteQueryResult, SqliteRow>, Error>>,
+        (SqlStr, Option<SqliteArguments>),
+    > {
+        if !persistent || self.done.load(Ordering::Acquire) != self.sent {
+            return Err((query, args));
+        }
+        let Some(mut conn) = self.shared.conn.try_lock() else {
+            return Err((query, args));
+        };
+        if !reads_rows_only(&mut conn, &query) {
+            return Err((query, args));
+        }
+        let mut results = Vec::new();
+        match execute::iter(&mut conn, query, args, persistent) {
+            Ok(iter) => {
+                let mut rows = 0;
+                for res in iter {
+                    let stop = match &res {
+                        Err(_) => true,
+                        Ok(Either::Right(_)) => {
+                            rows += 1;
+                            limit.is_some_and(|limit| rows >= limit)
+                        }
+                        Ok(Either::Left(_)) => false,
+                    };
+                    results.push(res);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+            Err(e) => results.push(Err(e)),
+        }
+        update_cached_statements_size(&conn, &self.shared.cached_statements_size);
+        Ok(results)
     }
 
     pub(crate) async fn prepare(&mut self, query: SqlStr) -> Result<SqliteStatement, Error> {
@@ -390,6 +474,7 @@ impl ConnectionWorker {
             ))
             .await
             .map_err(|_| Error::WorkerCrashed)?;
+        self.sent += 1;
 
         Ok(rx)
     }
@@ -412,7 +497,9 @@ impl ConnectionWorker {
     pub(crate) fn start_rollback(&mut self) -> Result<(), Error> {
         self.command_tx
             .send((Command::Rollback { tx: None }, Span::current()))
-            .map_err(|_| Error::WorkerCrashed)
+            .map_err(|_| Error::WorkerCrashed)?;
+        self.sent += 1;
+        Ok(())
     }
 
     pub(crate) async fn ping(&mut self) -> Result<(), Error> {
@@ -454,6 +541,7 @@ impl ConnectionWorker {
             .send_async((command(tx), Span::current()))
             .await
             .map_err(|_| Error::WorkerCrashed)?;
+        self.sent += 1;
 
         rx.await.map_err(|_| Error::WorkerCrashed)
     }
@@ -468,6 +556,7 @@ impl ConnectionWorker {
             .send_async((command(tx), Span::current()))
             .await
             .map_err(|_| Error::WorkerCrashed)?;
+        self.sent += 1;
 
         rx.recv().await.map_err(|_| Error::WorkerCrashed)
     }
@@ -486,6 +575,7 @@ impl ConnectionWorker {
         .await;
 
         res.map_err(|_| Error::WorkerCrashed)?;
+        self.sent += 1;
 
         Ok(guard)
     }
@@ -534,6 +624,33 @@ fn prepare(conn: &mut ConnectionState, query: SqlStr) -> Result<SqliteStatement,
         column_names: column_names.unwrap_or_default(),
         parameters,
     })
+}
+
+/// EntryGo patch: whether the cached statement `query` is one statement
+/// that only reads and returns rows (see `execute_inline`). Prepares it
+/// if it is not yet, and leaves it reset either way.
+fn reads_rows_only(conn: &mut ConnectionState, query: &SqlStr) -> bool {
+    let ConnectionState {
+        handle, statements, ..
+    } = conn;
+    let Ok(statement) = statements.get(query.as_str(), true) else {
+        return false;
+    };
+    let reads = matches!(
+        statement.prepare_next(handle),
+        Ok(Some(first)) if first.handle.read_only() && first.handle.column_count() > 0
+    ) && statement.is_single();
+    // Back to "nothing prepared yet", where `execute::iter` starts.
+    reads & statement.reset().is_ok()
+}
+
+/// EntryGo patch: counts a command as finished when dropped.
+struct CountOnDrop<'a>(&'a AtomicU64);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 fn update_cached_statements_size(conn: &ConnectionState, size: &AtomicUsize) {

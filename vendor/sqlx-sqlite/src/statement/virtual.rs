@@ -119,6 +119,12 @@ impl VirtualStatement {
         Ok(self.current())
     }
 
+    /// EntryGo patch: true when, after its first statement was prepared,
+    /// nothing of the query is left (it is one statement).
+    pub(crate) fn is_single(&self) -> bool {
+        self.handles.len() == 1 && self.tail.is_empty()
+    }
+
     pub fn current(&mut self) -> Option<PreparedStatement<'_>> {
         self.index
             .filter(|&idx| idx < self.handles.len())

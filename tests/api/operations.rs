@@ -297,6 +297,52 @@ async fn reads_wait_for_the_rollback_of_a_dropped_transaction_postgres() {
     reads_wait_for_the_rollback_of_a_dropped_transaction(Backend::Postgres).await
 }
 
+/// On SQLite the vendored driver runs some statements on the caller's
+/// thread; a write that may have to wait for SQLite's write lock (here,
+/// one outside a write transaction while another connection holds the
+/// lock, as another process would) must not wait there: on this test's
+/// one-thread runtime it would stop everything, the holder's commit
+/// included, until the busy timeout (30 s) failed it. SQLite only:
+/// PostgreSQL's driver has no such thread.
+#[tokio::test]
+async fn sqlite_writes_that_may_wait_for_the_lock_wait_off_the_runtime() {
+    use sea_orm::{
+        ConnectionTrait,
+        sea_query::{Alias, Query},
+    };
+    let test_db = crate::test_database::TestDatabase::create(Backend::Sqlite)
+        .await
+        .unwrap();
+    let holder = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
+    let waiter = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
+    holder
+        .conn()
+        .execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
+        .await
+        .unwrap();
+    let insert = waiter.conn().get_database_backend().build(
+        Query::insert()
+            .into_table(Alias::new("probe"))
+            .columns([Alias::new("n")])
+            .values_panic([1.into()]),
+    );
+    let held = holder.begin_write().await.unwrap();
+    held.execute_raw(insert.clone()).await.unwrap();
+    let waiting = tokio::spawn(async move { waiter.conn().execute_raw(insert).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let committed = std::time::Instant::now();
+    held.commit().await.unwrap();
+    let written = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting write ends once the lock is free")
+        .unwrap();
+    written.expect("the waiting write succeeds after the commit");
+    assert!(
+        committed.elapsed() < Duration::from_secs(5),
+        "the write waited on the runtime's thread"
+    );
+}
+
 /// Ends every PostgreSQL session on the database `name`, as a server
 /// restart or an administrator would.
 async fn terminate_sessions(admin: &sea_orm::DatabaseConnection, name: &str) {

@@ -5,7 +5,7 @@ use std::{io, ptr};
 use crate::error::Error;
 use libsqlite3_sys::{
     sqlite3, sqlite3_close, sqlite3_exec, sqlite3_extended_result_codes, sqlite3_get_autocommit,
-    sqlite3_last_insert_rowid, sqlite3_open_v2, SQLITE_OK,
+    sqlite3_last_insert_rowid, sqlite3_open_v2, sqlite3_txn_state, SQLITE_OK, SQLITE_TXN_WRITE,
 };
 
 use crate::SqliteError;
@@ -86,6 +86,13 @@ impl ConnectionHandle {
         // SAFETY: we have exclusive access to the database handle
         let ret = unsafe { sqlite3_get_autocommit(self.as_ptr()) };
         ret == 0
+    }
+
+    /// EntryGo patch: true while the connection is in a write transaction,
+    /// i.e. holds SQLite's write lock (as from `BEGIN IMMEDIATE` on).
+    pub(crate) fn holds_write_lock(&mut self) -> bool {
+        // SAFETY: we have exclusive access to the database handle
+        unsafe { sqlite3_txn_state(self.as_ptr(), ptr::null()) == SQLITE_TXN_WRITE }
     }
 
     pub(crate) fn last_insert_rowid(&mut self) -> i64 {

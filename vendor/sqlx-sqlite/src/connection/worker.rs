@@ -8,6 +8,7 @@ use futures_intrusive::sync::{Mutex, MutexGuard};
 use sqlx_core::sql_str::SqlStr;
 use tracing::span::Span;
 
+use sqlx_core::arguments::Arguments;
 use sqlx_core::error::Error;
 use sqlx_core::transaction::{
     begin_ansi_transaction_sql, commit_ansi_transaction_sql, rollback_ansi_transaction_sql,
@@ -386,12 +387,18 @@ impl ConnectionWorker {
     ///   queued, such as the rollback of a dropped transaction, is still
     ///   to run before this statement), and the connection is not locked
     ///   out by `lock_handle`;
-    /// - the statement is a cached (persistent) one, a single statement,
-    ///   read-only and returning rows: it cannot wait for SQLite's write
-    ///   lock (a read in WAL mode takes none), so it never sleeps in the
-    ///   busy handler on the caller's thread; `COMMIT` and the other
+    /// - the statement is a cached (persistent) one, and it cannot wait for
+    ///   a lock, so the caller's thread never sleeps in SQLite's busy
+    ///   handler: either a single read-only statement returning rows (a
+    ///   read in WAL mode takes no lock; `COMMIT` and the other
     ///   transaction statements, which `sqlite3_stmt_readonly` calls
-    ///   read-only, return no rows.
+    ///   read-only, return no rows), or any statement while the
+    ///   connection holds the write lock (inside `BEGIN IMMEDIATE`), with
+    ///   at most [`INLINE_WRITE_ARGUMENTS`] arguments: a write bound to
+    ///   more rows than that is long enough to be worth its hand-off, and
+    ///   is kept off the caller's thread (an async runtime's). `BEGIN` and
+    ///   `COMMIT` themselves (where a checkpoint may run) still go to the
+    ///   connection's thread.
     #[allow(clippy::type_complexity)]
     pub(crate) fn execute_inline(
         &mut self,
@@ -409,7 +416,9 @@ impl ConnectionWorker {
         let Some(mut conn) = self.shared.conn.try_lock() else {
             return Err((query, args));
         };
-        if !reads_rows_only(&mut conn, &query) {
+        let small_write = args.as_ref().map_or(0, Arguments::len) <= INLINE_WRITE_ARGUMENTS
+            && conn.handle.holds_write_lock();
+        if !small_write && !reads_rows_only(&mut conn, &query) {
             return Err((query, args));
         }
         let mut results = Vec::new();
@@ -625,6 +634,12 @@ fn prepare(conn: &mut ConnectionState, query: SqlStr) -> Result<SqliteStatement,
         parameters,
     })
 }
+
+/// EntryGo patch: most arguments of a write that `execute_inline` runs on
+/// the caller's thread: about 160 orders or 400 order lines of EntryGo's
+/// multi-row statements, where a group commit of single-order syncs
+/// lands; a 1,000-order sync's statements go to the connection's thread.
+const INLINE_WRITE_ARGUMENTS: usize = 2_000;
 
 /// EntryGo patch: whether the cached statement `query` is one statement
 /// that only reads and returns rows (see `execute_inline`). Prepares it

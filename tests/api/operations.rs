@@ -343,6 +343,26 @@ async fn sqlite_writes_that_may_wait_for_the_lock_wait_off_the_runtime() {
     );
 }
 
+/// The bundled SQLite is built with `SQLITE_DEFAULT_MEMSTATUS=0`
+/// (.cargo/config.toml): no memory statistics, whose process-wide mutex
+/// every SQLite allocation would take. With them on, a connection that has
+/// run a statement shows its memory in `sqlite3_memory_used`.
+#[tokio::test]
+async fn sqlite_keeps_no_memory_statistics() {
+    use sea_orm::ConnectionTrait;
+    let test_db = crate::test_database::TestDatabase::create(Backend::Sqlite)
+        .await
+        .unwrap();
+    let db = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
+    db.conn()
+        .execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
+        .await
+        .unwrap();
+    // SAFETY: a plain read of SQLite's statistics, valid at any time.
+    let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
+    assert_eq!(used, 0, "SQLite keeps memory statistics");
+}
+
 /// Ends every PostgreSQL session on the database `name`, as a server
 /// restart or an administrator would.
 async fn terminate_sessions(admin: &sea_orm::DatabaseConnection, name: &str) {

@@ -250,23 +250,13 @@ async fn reads_wait_for_the_rollback_of_a_dropped_transaction(backend: Backend) 
         ConnectionTrait, TransactionTrait,
         sea_query::{Alias, Expr, ExprTrait, Func, Query},
     };
-    let Some(test_db) = crate::test_database::TestDatabase::create(backend).await else {
+    let Some(probe) = Probe::create(backend).await else {
         return crate::helpers::postgres_missing();
     };
     // One connection: the read gets the connection the transaction had.
-    let db = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
-    let conn = db.conn();
-    conn.execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
-        .await
-        .unwrap();
-    let backend = conn.get_database_backend();
-    let insert = backend.build(
-        Query::insert()
-            .into_table(Alias::new("probe"))
-            .columns([Alias::new("n")])
-            .values_panic([1.into()]),
-    );
-    let count = backend.build(
+    let conn = probe.db.conn();
+    let insert = probe.insert();
+    let count = conn.get_database_backend().build(
         Query::select()
             .expr_as(Func::count(Expr::col(Alias::new("n"))), Alias::new("c"))
             .from(Alias::new("probe"))
@@ -306,27 +296,13 @@ async fn reads_wait_for_the_rollback_of_a_dropped_transaction_postgres() {
 /// PostgreSQL's driver has no such thread.
 #[tokio::test]
 async fn sqlite_writes_that_may_wait_for_the_lock_wait_off_the_runtime() {
-    use sea_orm::{
-        ConnectionTrait,
-        sea_query::{Alias, Query},
-    };
-    let test_db = crate::test_database::TestDatabase::create(Backend::Sqlite)
+    use sea_orm::ConnectionTrait;
+    let probe = Probe::create(Backend::Sqlite).await.unwrap();
+    let waiter = entrygo::db::Db::connect(&probe.database.url, 1)
         .await
         .unwrap();
-    let holder = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
-    let waiter = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
-    holder
-        .conn()
-        .execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
-        .await
-        .unwrap();
-    let insert = waiter.conn().get_database_backend().build(
-        Query::insert()
-            .into_table(Alias::new("probe"))
-            .columns([Alias::new("n")])
-            .values_panic([1.into()]),
-    );
-    let held = holder.begin_write().await.unwrap();
+    let insert = probe.insert();
+    let held = probe.db.begin_write().await.unwrap();
     held.execute_raw(insert.clone()).await.unwrap();
     let waiting = tokio::spawn(async move { waiter.conn().execute_raw(insert).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -349,18 +325,42 @@ async fn sqlite_writes_that_may_wait_for_the_lock_wait_off_the_runtime() {
 /// run a statement shows its memory in `sqlite3_memory_used`.
 #[tokio::test]
 async fn sqlite_keeps_no_memory_statistics() {
-    use sea_orm::ConnectionTrait;
-    let test_db = crate::test_database::TestDatabase::create(Backend::Sqlite)
-        .await
-        .unwrap();
-    let db = entrygo::db::Db::connect(&test_db.url, 1).await.unwrap();
-    db.conn()
-        .execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
-        .await
-        .unwrap();
+    let _probe = Probe::create(Backend::Sqlite).await.unwrap();
     // SAFETY: a plain read of SQLite's statistics, valid at any time.
     let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
     assert_eq!(used, 0, "SQLite keeps memory statistics");
+}
+
+/// A test database with a table `probe (n)`, and a one-connection `Db`
+/// on it: what the driver tests above write and read.
+struct Probe {
+    db: entrygo::db::Db,
+    database: crate::test_database::TestDatabase,
+}
+
+impl Probe {
+    /// `None` when PostgreSQL is asked for and not configured.
+    async fn create(backend: Backend) -> Option<Self> {
+        use sea_orm::ConnectionTrait;
+        let database = crate::test_database::TestDatabase::create(backend).await?;
+        let db = entrygo::db::Db::connect(&database.url, 1).await.unwrap();
+        db.conn()
+            .execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)")
+            .await
+            .unwrap();
+        Some(Self { db, database })
+    }
+
+    /// `INSERT INTO probe (n) VALUES (1)`, with `1` a bound argument.
+    fn insert(&self) -> sea_orm::Statement {
+        use sea_orm::sea_query::{Alias, Query};
+        self.db.conn().get_database_backend().build(
+            Query::insert()
+                .into_table(Alias::new("probe"))
+                .columns([Alias::new("n")])
+                .values_panic([1.into()]),
+        )
+    }
 }
 
 /// Ends every PostgreSQL session on the database `name`, as a server

@@ -160,8 +160,8 @@ impl ConnectionWorker {
 
                 // EntryGo patch: the thread holds the connection only while
                 // it runs a command (not while it waits for one), so that
-                // `execute_inline` can run a read on the caller's thread when
-                // the connection is idle.
+                // `execute_inline` can run a statement on the caller's thread
+                // when the connection is idle.
                 drop(conn);
 
                 for (cmd, span) in command_rx {

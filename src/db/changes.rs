@@ -12,11 +12,11 @@
 //!   statement, so the counter follows commit order and the horizon is the
 //!   counter's committed value plus one.
 //!
-//! Raw SQL lives only here; both backends answer through the same
-//! functions.
+//! The feed's raw SQL lives here (and the `DO UPDATE` stamp of the
+//! order upsert, [`Stamp::on_update_sql`]); both backends answer through
+//! the same functions.
 
 use sea_orm::{
-    ActiveValue::{self, NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Statement,
     sea_query::{Expr, ExprTrait},
@@ -40,20 +40,21 @@ pub enum Stamp {
 }
 
 impl Stamp {
-    /// The `change_seq` of an inserted order: on PostgreSQL the column's
-    /// default is the transaction's ID.
-    pub fn on_insert(self) -> ActiveValue<i64> {
+    /// The `change_seq` of an inserted order, when the write gives one
+    /// (SQLite); on PostgreSQL the column's default is the transaction's ID.
+    pub fn counter(self) -> Option<i64> {
         match self {
-            Stamp::Counter(n) => Set(n),
-            Stamp::TransactionId => NotSet,
+            Stamp::Counter(n) => Some(n),
+            Stamp::TransactionId => None,
         }
     }
 
-    /// The `change_seq` of an updated order.
-    pub fn on_update(self) -> Expr {
+    /// The `change_seq` of an updated order in an upsert's `DO UPDATE`:
+    /// on SQLite the row proposed for insert carries this write's counter.
+    pub fn on_update_sql(self) -> &'static str {
         match self {
-            Stamp::Counter(n) => Expr::val(n),
-            Stamp::TransactionId => Expr::cust(TRANSACTION_ID),
+            Stamp::Counter(_) => "\"excluded\".\"change_seq\"",
+            Stamp::TransactionId => TRANSACTION_ID,
         }
     }
 }

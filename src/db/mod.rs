@@ -213,6 +213,31 @@ pub fn chunk_rows(columns: usize) -> usize {
     (30_000 / columns.max(1)).max(1)
 }
 
+/// `insert` (`INSERT INTO t (columns…)`) followed by `rows` rows of
+/// `columns` placeholders each, numbered as `backend` numbers them.
+pub fn insert_sql(backend: DbBackend, insert: &str, columns: usize, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(insert.len() + 8 + rows * columns * 7);
+    sql.push_str(insert);
+    sql.push_str(" VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                DbBackend::Postgres => {
+                    let _ = write!(sql, "${}", row * columns + column + 1);
+                }
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// How long a readiness check waits for the database.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 

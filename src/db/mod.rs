@@ -8,6 +8,7 @@ pub mod entities;
 pub mod idempotency;
 pub mod orders;
 pub mod products;
+pub mod wal;
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 
@@ -29,6 +30,8 @@ pub struct Db {
     sqlite_writer: Option<DatabaseConnection>,
     write_gate: Option<Arc<Mutex<()>>>,
     sqlite_path: Option<std::path::PathBuf>,
+    /// SQLite files: checkpoints the log off the writer's connection.
+    checkpointer: Option<wal::Checkpointer>,
 }
 
 impl Db {
@@ -41,9 +44,10 @@ impl Db {
     /// On SQLite, every write of the process goes through one dedicated
     /// connection (SQLite has one writer at a time anyway): its statement
     /// cache stays warm, and the memory a large batch needs is taken once,
-    /// not once per pooled connection. Reads use the pool.
+    /// not once per pooled connection. Reads use the pool. That connection
+    /// leaves checkpoints to a connection of their own (see [`wal`]).
     pub async fn connect(url: &str, pool_size: u32) -> Result<Self, DbErr> {
-        let pool = |size: u32| {
+        let pool = |size: u32, autocheckpoint: bool| {
             let mut opts = ConnectOptions::new(url);
             opts.sqlx_logging(false)
                 .max_connections(size)
@@ -61,26 +65,39 @@ impl Db {
                 // page was compiled on every execution, the compilation
                 // costing far more than the query (README, "Production").
                 .map_sqlx_postgres_opts(|o| o.options([("jit", "off")]))
-                .map_sqlx_sqlite_opts(|o| {
+                .map_sqlx_sqlite_opts(move |o| {
                     o.create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
                         .foreign_keys(true)
+                        .pragma(
+                            "wal_autocheckpoint",
+                            if autocheckpoint { "1000" } else { "0" },
+                        )
                 });
             opts
         };
-        let conn = sea_orm::Database::connect(pool(pool_size.max(1))).await?;
+        let conn = sea_orm::Database::connect(pool(pool_size.max(1), true)).await?;
         let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
-        let sqlite_writer = match sqlite {
-            true => Some(sea_orm::Database::connect(pool(1)).await?),
-            false => None,
+        let sqlite_path = sqlite.then(|| sqlite_file(url)).flatten();
+        let (sqlite_writer, checkpointer) = match (sqlite, &sqlite_path) {
+            (true, Some(_)) => (
+                Some(sea_orm::Database::connect(pool(1, false)).await?),
+                Some(wal::Checkpointer::start(
+                    sea_orm::Database::connect(pool(1, true)).await?,
+                )),
+            ),
+            // In memory: no log to checkpoint.
+            (true, None) => (Some(sea_orm::Database::connect(pool(1, true)).await?), None),
+            (false, _) => (None, None),
         };
         Ok(Self {
             conn,
             sqlite_writer,
             write_gate: sqlite.then(Default::default),
-            sqlite_path: sqlite.then(|| sqlite_file(url)).flatten(),
+            sqlite_path,
+            checkpointer,
         })
     }
 
@@ -114,7 +131,11 @@ impl Db {
                 ..Default::default()
             })
             .await?;
-        Ok(WriteTxn { txn, _gate: gate })
+        Ok(WriteTxn {
+            txn,
+            _gate: gate,
+            checkpointer: self.checkpointer.clone(),
+        })
     }
 }
 
@@ -149,11 +170,16 @@ pub struct WriteTxn {
     // Declared first so the transaction ends before the gate opens.
     txn: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
+    checkpointer: Option<wal::Checkpointer>,
 }
 
 impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        self.txn.commit().await?;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.committed();
+        }
+        Ok(())
     }
 }
 

@@ -331,6 +331,36 @@ async fn sqlite_keeps_no_memory_statistics() {
     assert_eq!(used, 0, "SQLite keeps memory statistics");
 }
 
+/// SQLite's log is copied back into the database file by a checkpointer
+/// beside the writes, not inside the writer's commits (`db/wal.rs`); it
+/// must still keep up. Twelve commits of a megabyte each, a little apart:
+/// with no checkpoint in between, the log would hold all twelve.
+#[tokio::test]
+async fn sqlite_log_is_checkpointed_beside_the_writes() {
+    use sea_orm::ConnectionTrait;
+    let probe = Probe::create(Backend::Sqlite).await.unwrap();
+    probe
+        .db
+        .conn()
+        .execute_unprepared("CREATE TABLE big (b BLOB NOT NULL)")
+        .await
+        .unwrap();
+    for _ in 0..12 {
+        let txn = probe.db.begin_write().await.unwrap();
+        txn.execute_unprepared(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 256) \
+             INSERT INTO big (b) SELECT randomblob(4000) FROM s",
+        )
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+        tokio::time::sleep(entrygo::db::wal::INTERVAL * 3 / 2).await;
+    }
+    let path = probe.database.url.strip_prefix("sqlite://").unwrap();
+    let log = std::fs::metadata(format!("{path}-wal")).unwrap().len();
+    assert!(log < 6 << 20, "the log grew to {log} bytes");
+}
+
 /// A test database with a table `probe (n)`, and a one-connection `Db`
 /// on it: what the driver tests above write and read.
 struct Probe {

@@ -19,6 +19,13 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+/// Page cache of each pooled (reading) SQLite connection, in KiB; SQLite's
+/// default is 2,000. Every pooled connection fills its own cache as it
+/// reads, so the default held about 8 MB over a pool of four: the pages a
+/// small cache misses come from the operating system's file cache (the
+/// bench measured no loss in reads). The writer keeps the default.
+pub const SQLITE_READER_CACHE_KIB: u32 = 512;
+
 /// How long a SQLite writer waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,7 +54,7 @@ impl Db {
     /// not once per pooled connection. Reads use the pool. That connection
     /// leaves checkpoints to a connection of their own (see [`wal`]).
     pub async fn connect(url: &str, pool_size: u32) -> Result<Self, DbErr> {
-        let pool = |size: u32, autocheckpoint: bool| {
+        let pool = |size: u32, pragmas: Vec<(&'static str, String)>| {
             let mut opts = ConnectOptions::new(url);
             opts.sqlx_logging(false)
                 .max_connections(size)
@@ -66,30 +73,38 @@ impl Db {
                 // costing far more than the query (README, "Production").
                 .map_sqlx_postgres_opts(|o| o.options([("jit", "off")]))
                 .map_sqlx_sqlite_opts(move |o| {
-                    o.create_if_missing(true)
+                    let mut o = o
+                        .create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                        .foreign_keys(true)
-                        .pragma(
-                            "wal_autocheckpoint",
-                            if autocheckpoint { "1000" } else { "0" },
-                        )
+                        .foreign_keys(true);
+                    for (key, value) in &pragmas {
+                        o = o.pragma(*key, value.clone());
+                    }
+                    o
                 });
             opts
         };
-        let conn = sea_orm::Database::connect(pool(pool_size.max(1), true)).await?;
+        let readers = vec![("cache_size", format!("-{SQLITE_READER_CACHE_KIB}"))];
+        let conn = sea_orm::Database::connect(pool(pool_size.max(1), readers)).await?;
         let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
         let sqlite_path = sqlite.then(|| sqlite_file(url)).flatten();
         let (sqlite_writer, checkpointer) = match (sqlite, &sqlite_path) {
             (true, Some(_)) => (
-                Some(sea_orm::Database::connect(pool(1, false)).await?),
+                Some(
+                    sea_orm::Database::connect(pool(1, vec![("wal_autocheckpoint", "0".into())]))
+                        .await?,
+                ),
                 Some(wal::Checkpointer::start(
-                    sea_orm::Database::connect(pool(1, true)).await?,
+                    sea_orm::Database::connect(pool(1, vec![])).await?,
                 )),
             ),
             // In memory: no log to checkpoint.
-            (true, None) => (Some(sea_orm::Database::connect(pool(1, true)).await?), None),
+            (true, None) => (
+                Some(sea_orm::Database::connect(pool(1, vec![])).await?),
+                None,
+            ),
             (false, _) => (None, None),
         };
         Ok(Self {

@@ -361,6 +361,28 @@ async fn sqlite_log_is_checkpointed_beside_the_writes() {
     assert!(log < 6 << 20, "the log grew to {log} bytes");
 }
 
+/// Pooled SQLite connections, which only read, keep a small page cache
+/// each (`db::SQLITE_READER_CACHE_KIB`): at SQLite's default, a pool of
+/// four held about 8 MB of pages the operating system caches anyway.
+#[tokio::test]
+async fn sqlite_reading_connections_keep_a_small_page_cache() {
+    use sea_orm::ConnectionTrait;
+    let probe = Probe::create(Backend::Sqlite).await.unwrap();
+    let backend = probe.db.conn().get_database_backend();
+    let row = probe
+        .db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            "PRAGMA cache_size",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let kib: i64 = row.try_get_by_index(0).unwrap();
+    assert_eq!(kib, -i64::from(entrygo::db::SQLITE_READER_CACHE_KIB));
+}
+
 /// A test database with a table `probe (n)`, and a one-connection `Db`
 /// on it: what the driver tests above write and read.
 struct Probe {

@@ -254,22 +254,25 @@ pub fn chunk_rows(columns: usize) -> usize {
     (30_000 / columns.max(1)).max(1)
 }
 
-/// `insert` (`INSERT INTO t (columns…)`) followed by `rows` rows of
-/// `columns` placeholders each, numbered as `backend` numbers them.
-pub fn insert_sql(backend: DbBackend, insert: &str, columns: usize, rows: usize) -> String {
+/// `INSERT INTO "table" ("columns"…) VALUES` with `rows` rows of
+/// placeholders, numbered as `backend` numbers them.
+pub fn insert_sql(backend: DbBackend, table: &str, columns: &[&str], rows: usize) -> String {
     use std::fmt::Write;
-    let mut sql = String::with_capacity(insert.len() + 8 + rows * columns * 7);
-    sql.push_str(insert);
-    sql.push_str(" VALUES ");
+    let mut sql = String::with_capacity(64 + columns.len() * (24 + rows * 7));
+    let _ = write!(sql, "INSERT INTO \"{table}\" (");
+    for (i, column) in columns.iter().enumerate() {
+        let _ = write!(sql, "{}\"{column}\"", if i == 0 { "" } else { ", " });
+    }
+    sql.push_str(") VALUES ");
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
+        for column in 0..columns.len() {
             if column > 0 {
                 sql.push_str(", ");
             }
             match backend {
                 DbBackend::Postgres => {
-                    let _ = write!(sql, "${}", row * columns + column + 1);
+                    let _ = write!(sql, "${}", row * columns.len() + column + 1);
                 }
                 _ => sql.push('?'),
             }

@@ -79,18 +79,11 @@ pub async fn upsert(
     // on PostgreSQL, like an updated one.
     let backend = conn.get_database_backend();
     let counter = stamp.counter();
-    let columns = ORDER_COLUMNS + usize::from(counter.is_some());
-    let upsert = format!(
-        "INSERT INTO \"orders\" ({ORDER_INSERT_COLUMNS}{})",
-        if counter.is_some() {
-            ", \"change_seq\""
-        } else {
-            ""
-        }
-    );
+    let mut columns = ORDER_COLUMNS.to_vec();
+    columns.extend(counter.map(|_| "change_seq"));
     let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());
-    for chunk in sorted.chunks(chunk_rows(columns)) {
-        let mut values = Vec::with_capacity(chunk.len() * columns);
+    for chunk in sorted.chunks(chunk_rows(columns.len())) {
+        let mut values = Vec::with_capacity(chunk.len() * columns.len());
         for o in chunk {
             values.extend([
                 Value::from(o.fresh_id.as_str()),
@@ -112,7 +105,7 @@ pub async fn upsert(
              WHERE \"orders\".\"content_hash\" IS NULL \
              OR \"orders\".\"content_hash\" <> \"excluded\".\"content_hash\" \
              RETURNING \"id\", \"external_id\"",
-            insert_sql(backend, &upsert, columns, chunk.len()),
+            insert_sql(backend, "orders", &columns, chunk.len()),
             stamp.on_update_sql(),
         );
         for row in conn
@@ -153,12 +146,19 @@ pub async fn upsert(
 
 /// The columns [`upsert`] writes, but `change_seq`: written on SQLite; on
 /// PostgreSQL, the column's default (the transaction's ID).
-const ORDER_INSERT_COLUMNS: &str = "\"id\", \"account_id\", \"external_id\", \
-    \"destination_country\", \"destination_region\", \"destination_postal_code\", \
-    \"metadata\", \"total_value_usd\", \"created_at\", \"updated_at\", \"content_hash\"";
-
-/// How many [`ORDER_INSERT_COLUMNS`] there are.
-const ORDER_COLUMNS: usize = 11;
+const ORDER_COLUMNS: [&str; 11] = [
+    "id",
+    "account_id",
+    "external_id",
+    "destination_country",
+    "destination_region",
+    "destination_postal_code",
+    "metadata",
+    "total_value_usd",
+    "created_at",
+    "updated_at",
+    "content_hash",
+];
 
 /// What an upsert updates in a stored order whose content changed
 /// (`change_seq` is added per backend).
@@ -205,7 +205,7 @@ pub async fn replace_lines(
     // through active models and the query builder cost more of the
     // request's CPU than SQLite's own work of inserting them.
     let backend = conn.get_database_backend();
-    for chunk in rows.chunks(chunk_rows(LINE_COLUMNS)) {
+    for chunk in rows.chunks(chunk_rows(LINE_COLUMNS.len())) {
         let values = chunk.iter().flat_map(|(order_id, position, l)| {
             [
                 Value::from(*order_id),
@@ -215,19 +215,21 @@ pub async fn replace_lines(
                 Value::from(l.unit_value_micros),
             ]
         });
-        let sql = insert_sql(backend, LINE_INSERT, LINE_COLUMNS, chunk.len());
+        let sql = insert_sql(backend, "order_items", &LINE_COLUMNS, chunk.len());
         conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
     Ok(())
 }
 
-/// The insert of [`replace_lines`] before its values.
-const LINE_INSERT: &str = "INSERT INTO \"order_items\" \
-    (\"order_id\", \"position\", \"product_id\", \"quantity\", \"unit_value_micros\")";
-
-/// Columns of [`LINE_INSERT`].
-const LINE_COLUMNS: usize = 5;
+/// The columns [`replace_lines`] writes.
+const LINE_COLUMNS: [&str; 5] = [
+    "order_id",
+    "position",
+    "product_id",
+    "quantity",
+    "unit_value_micros",
+];
 
 /// The stored ID and content hash of each of the account's orders among
 /// `external_ids`, by external ID (what an upsert would compare).

@@ -74,8 +74,13 @@ pub struct Record {
     pub expires_at_ms: i64,
 }
 
-/// Bytes of cached responses, roughly, across all entries.
-const COMPLETED_CACHE_BYTES: u64 = 8 << 20;
+/// Bytes of cached responses, roughly, across all entries. A blind retry
+/// comes soon after its original, and the last few thousand single-order
+/// responses are enough to answer it without a read; every budgeted byte
+/// costs more than one of the process's memory (the scope, the record and
+/// the allocator's rounding), and a miss costs only one indexed read
+/// (README, "Performance").
+const COMPLETED_CACHE_BYTES: u64 = 2 << 20;
 /// Larger responses (batches of hundreds of orders, whose retries are rare
 /// and cost far more than one read) are read each time, and never push the
 /// many small records out.

@@ -2,8 +2,9 @@
 //!
 //! `cargo bench --bench load` runs it on a fresh SQLite file and, with
 //! `ENTRYGO_BENCH_POSTGRES_URL` (an admin URL such as
-//! `postgres://postgres@127.0.0.1:5432/postgres`), on a fresh PostgreSQL
-//! database. It seeds an account and 200 products, then runs:
+//! `postgres://postgres@127.0.0.1:5432/postgres`; its query, such as
+//! `?sslmode=disable`, is kept for the server's URL), on a fresh
+//! PostgreSQL database. It seeds an account and 200 products, then runs:
 //!
 //! - S1  new single-order syncs (1 order × 3 lines), 32 connections;
 //! - S2  bulk syncs of 1,000 orders × 3 lines, one at a time;
@@ -44,6 +45,8 @@ use serde_json::{Value, json};
 
 #[path = "support/ab.rs"]
 mod ab;
+#[path = "support/database_url.rs"]
+mod database_url;
 #[path = "support/feed.rs"]
 mod feed;
 #[path = "support/flood.rs"]
@@ -84,7 +87,7 @@ fn main() {
     if let Ok(admin) = std::env::var("ENTRYGO_BENCH_POSTGRES_URL") {
         let name = format!("entrygo_load_{}", std::process::id());
         psql(&admin, &format!("CREATE DATABASE {name}"));
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let url = database_url::beside(&admin, &name);
         results.extend(run_backend("PostgreSQL", &url, &work, seconds));
         psql(&admin, &format!("DROP DATABASE {name} WITH (FORCE)"));
     } else {

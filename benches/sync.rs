@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo bench --bench sync`. Prints medians; not a pass/fail gate.
 
+#[path = "support/database_url.rs"]
+mod database_url;
+
 use std::time::{Duration, Instant};
 
 use entrygo::{
@@ -36,7 +39,7 @@ async fn main() {
             conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .unwrap();
-            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            let url = database_url::beside(&admin, &name);
             bench("PostgreSQL", &url).await;
             conn.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
                 .await

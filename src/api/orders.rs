@@ -9,7 +9,7 @@ use crate::{
     api::{
         body::SyncBody,
         error::{ApiError, GetError, ListError},
-        pagination::PageSize,
+        pagination::{FeedToken, OrderCursor, PageSize},
         payload::JsonText,
         resource::resource_types,
         run_sync,
@@ -176,8 +176,7 @@ impl OrdersApi {
         #[oai(default)]
         limit: Query<PageSize>,
         /// The `nextCursor` of the previous page: the ID of its last item.
-        #[oai(validator(pattern = "^ord_[A-Za-z0-9_]{1,60}$"))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<OrderCursor>>,
     ) -> Result<ListOrdersResponse, ListError> {
         let filter = domain::orders::OrderFilter {
             external_id: external_id.0,
@@ -187,7 +186,7 @@ impl OrdersApi {
             &caller.state.db,
             &caller.account,
             &filter,
-            limit.0.after(cursor.0.as_deref()),
+            limit.0.after(cursor.0.as_ref().map(|c| c.0.as_str())),
         )
         .await?;
         Ok(page.into())
@@ -210,8 +209,7 @@ impl OrdersApi {
         caller: Caller<'_>,
         /// The `nextToken` of the previous page, as it was received (opaque);
         /// absent to start from the beginning.
-        #[oai(validator(pattern = "^[0-9a-f]{16}(ord_[A-Za-z0-9_]{1,60})?$"))]
-        after: Query<Option<String>>,
+        after: Query<Option<FeedToken>>,
         /// Page size, 1 to 200.
         #[oai(default)]
         limit: Query<PageSize>,
@@ -219,7 +217,7 @@ impl OrdersApi {
         let changes = domain::changes::list(
             &caller.state.db,
             &caller.account,
-            limit.0.after(after.0.as_deref()),
+            limit.0.after(after.0.as_ref().map(|t| t.0.as_str())),
         )
         .await?;
         Ok(ListOrderChangesResponse::Ok(JsonText::from_text(

@@ -7,7 +7,7 @@ use crate::{
     api::{
         body::SyncBody,
         error::{ApiError, GetError, ListError},
-        pagination::PageSize,
+        pagination::{PageSize, ProductCursor},
         resource::resource_types,
         run_sync,
         types::{CountryCode, IdempotencyKeyHeader},
@@ -138,14 +138,13 @@ impl ProductsApi {
         #[oai(default)]
         limit: Query<PageSize>,
         /// The `nextCursor` of the previous page: the ID of its last item.
-        #[oai(validator(pattern = "^prod_[A-Za-z0-9_]{1,60}$"))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<ProductCursor>>,
     ) -> Result<ListProductsResponse, ListError> {
         let page = domain::products::list(
             &caller.state.db,
             &caller.account,
             external_id.0.as_deref(),
-            limit.0.after(cursor.0.as_deref()),
+            limit.0.after(cursor.0.as_ref().map(|c| c.0.as_str())),
         )
         .await?;
         Ok(page.into())

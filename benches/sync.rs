@@ -3,6 +3,7 @@
 //! PostgreSQL database:
 //!
 //! - one request of 1,000 orders × 3 lines: first insert, then re-sync;
+//! - one request of 1,000 products with HS codes: the same;
 //! - one seed-sized order with an idempotency key: original vs replay.
 //!
 //! Run: `cargo bench --bench sync`. Prints medians; not a pass/fail gate.
@@ -50,6 +51,20 @@ async fn main() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+const ORDERS: &str = "/api/orders/sync";
+const PRODUCTS: &str = "/api/products/sync";
+
+/// 1,000 products with HS codes, as one sync's body.
+fn products(tag: &str) -> Value {
+    let items: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({"externalId": format!("{tag}-{i:04}"), "name": format!("Product {i}"),
+                   "hsCode": format!("6102{i:04}"), "countryOfOrigin": "PT"})
+        })
+        .collect();
+    json!({"accountId": "acc_123", "items": items})
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -84,9 +99,9 @@ async fn bench(backend: &str, url: &str) {
         .api_key;
     tokio::spawn(app.run());
     let client = reqwest::Client::new();
-    let post = |body: &Value, idem: Option<String>| {
+    let post = |path: &str, body: &Value, idem: Option<String>| {
         let mut req = client
-            .post(format!("{base}/api/orders/sync"))
+            .post(format!("{base}{path}"))
             .bearer_auth(&key)
             .json(body);
         if let Some(k) = idem {
@@ -101,16 +116,25 @@ async fn bench(backend: &str, url: &str) {
         }
     };
 
-    let (mut first, mut resync) = (Vec::new(), Vec::new());
-    for run in 0..RUNS {
-        let body = bulk(&format!("bulk{run}"));
-        first.push(post(&body, None).await);
-        resync.push(post(&body, None).await);
-    }
+    // Each body sent once, then again unchanged; medians of both.
+    let first_and_resync = async |path: &str, body: &dyn Fn(usize) -> Value| {
+        let (mut first, mut resync) = (Vec::new(), Vec::new());
+        for run in 0..RUNS {
+            let body = body(run);
+            first.push(post(path, &body, None).await);
+            resync.push(post(path, &body, None).await);
+        }
+        let ms = |samples| median(samples).as_secs_f64() * 1e3;
+        (ms(first), ms(resync))
+    };
+
+    let (first, resync) = first_and_resync(ORDERS, &|run| bulk(&format!("bulk{run}"))).await;
     println!(
-        "{backend}: 1,000 orders × 3 lines, one request: first insert {:.0} ms, re-sync {:.0} ms (median of {RUNS})",
-        median(first).as_secs_f64() * 1e3,
-        median(resync).as_secs_f64() * 1e3
+        "{backend}: 1,000 orders × 3 lines, one request: first insert {first:.0} ms, re-sync {resync:.0} ms (median of {RUNS})"
+    );
+    let (first, resync) = first_and_resync(PRODUCTS, &|run| products(&format!("sku{run}"))).await;
+    println!(
+        "{backend}: 1,000 products with HS codes, one request: first insert {first:.0} ms, re-sync {resync:.0} ms (median of {RUNS})"
     );
 
     let seed = |i: usize| {
@@ -120,10 +144,10 @@ async fn bench(backend: &str, url: &str) {
     };
     let (mut original, mut replay) = (Vec::new(), Vec::new());
     for i in 0..SMALL_RUNS {
-        original.push(post(&seed(i), Some(format!("k-{i}"))).await);
+        original.push(post(ORDERS, &seed(i), Some(format!("k-{i}"))).await);
     }
     for i in 0..SMALL_RUNS {
-        replay.push(post(&seed(i), Some(format!("k-{i}"))).await);
+        replay.push(post(ORDERS, &seed(i), Some(format!("k-{i}"))).await);
     }
     println!(
         "{backend}: one order × 2 lines with an idempotency key: original {:.2} ms, replay {:.2} ms (median of {SMALL_RUNS})",

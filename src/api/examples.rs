@@ -6,7 +6,7 @@ use poem_openapi::types::Example;
 use crate::api::{
     orders::{LineItem, OrderView, SyncOrderInput, SyncOrdersRequest, SyncOrdersResult},
     products::{ProductView, SyncProductInput, SyncProductsRequest, SyncProductsResult},
-    types::{CountryCode, Metadata, Quantity, UnitValueUsd, Usd},
+    types::{CountryCode, HsCode, Metadata, Quantity, UnitValueUsd, Usd},
 };
 
 fn seed_lines() -> Vec<LineItem> {
@@ -68,7 +68,7 @@ impl Example for SyncProductsRequest {
             items: vec![SyncProductInput {
                 external_id: "hoodie-001".into(),
                 name: "Hoodie".into(),
-                hs_code: Some("610220".into()),
+                hs_code: Some(HsCode("610220".into())),
                 country_of_origin: Some(CountryCode("PT".into())),
                 description: Some("Men's cotton hooded sweatshirt".into()),
             }],

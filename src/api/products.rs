@@ -10,7 +10,7 @@ use crate::{
         pagination::{PageSize, ProductCursor},
         resource::resource_types,
         run_sync,
-        types::{CountryCode, IdempotencyKeyHeader},
+        types::{CountryCode, HsCode, IdempotencyKeyHeader},
     },
     auth::Caller,
     domain,
@@ -29,8 +29,8 @@ pub struct SyncProductInput {
     #[oai(validator(min_length = 1, max_length = 255))]
     pub name: String,
     /// Harmonized System code: 6 to 10 digits.
-    #[oai(validator(pattern = "^[0-9]{6,10}$"), nullable)]
-    pub hs_code: Option<String>,
+    #[oai(nullable)]
+    pub hs_code: Option<HsCode>,
     /// Country of origin (ISO 3166-1 alpha-2); stored upper case.
     #[oai(nullable)]
     pub country_of_origin: Option<CountryCode>,
@@ -156,7 +156,7 @@ impl From<SyncProductInput> for domain::products::ProductInput {
         Self {
             external_id: p.external_id,
             name: p.name,
-            hs_code: p.hs_code,
+            hs_code: p.hs_code.map(|h| h.0),
             country_of_origin: p.country_of_origin.map(|c| c.0),
             description: p.description,
         }

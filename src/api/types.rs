@@ -3,6 +3,8 @@
 //! country codes. Each states its constraints in its schema, which the
 //! validator walks (`api::validation`), so spec and checks agree.
 
+use std::sync::LazyLock;
+
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -172,6 +174,43 @@ impl ParseFromJSON for CountryCode {
 }
 
 impl ToJSON for CountryCode {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0.clone()))
+    }
+}
+
+/// A Harmonized System code: 6 to 10 digits. A type of its own rather than
+/// a `String` with poem-openapi's `pattern` validator, which compiles its
+/// regex on every value it checks: once per product of a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsCode(pub String);
+
+const HS_CODE_PATTERN: &str = "^[0-9]{6,10}$";
+
+leaf_type!(
+    HsCode,
+    "HsCode",
+    MetaSchema {
+        pattern: Some(HS_CODE_PATTERN.to_owned()),
+        ..MetaSchema::new("string")
+    }
+);
+
+impl ParseFromJSON for HsCode {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        static RE: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(HS_CODE_PATTERN).expect("a valid regex"));
+        match value {
+            Some(Value::String(s)) if RE.is_match(&s) => Ok(Self(s)),
+            Some(Value::String(_)) => Err(ParseError::custom(format!(
+                "String must match the pattern {HS_CODE_PATTERN}"
+            ))),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for HsCode {
     fn to_json(&self) -> Option<Value> {
         Some(Value::from(self.0.clone()))
     }

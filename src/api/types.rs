@@ -1,7 +1,8 @@
 //! Leaf types of the wire format whose schema poem-openapi cannot express
-//! with its built-ins: exact decimals, whole numbers written as `2.0`,
-//! country codes. Each states its constraints in its schema, which the
-//! validator walks (`api::validation`), so spec and checks agree.
+//! with its built-ins, or whose built-in check costs too much: exact
+//! decimals, whole numbers written as `2.0`, country codes, HS codes. Each
+//! states its constraints in its schema, which the validator walks
+//! (`api::validation`), so spec and checks agree.
 
 use std::sync::LazyLock;
 

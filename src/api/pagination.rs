@@ -10,7 +10,10 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use crate::{api::types::leaf_type, domain};
+use crate::{
+    api::{types::leaf_type, validation::match_pattern},
+    domain,
+};
 
 /// The `limit` of a listing: 1 to 200 items, 50 when absent. Its schema
 /// states the bounds, and a page size out of them is a `VALIDATION_ERROR`
@@ -63,7 +66,8 @@ impl ToJSON for PageSize {
 }
 
 /// A query parameter that must match `$pattern`, stated in its schema and
-/// checked with a regex compiled once. poem-openapi's `pattern` validator
+/// checked with the regex the body's validation compiled once
+/// (`validation::match_pattern`). poem-openapi's `pattern` validator
 /// compiles its regex on every request it checks, which a walk of a listing
 /// or a feed paid on every page (README, "Performance"). A mismatch is a
 /// `VALIDATION_ERROR` at the parameter, as it was with the validator.
@@ -84,17 +88,9 @@ macro_rules! pattern_param {
 
         impl ParseFromParameter for $ty {
             fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-                static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-                    regex::Regex::new($pattern).expect("the pattern is a valid regex")
-                });
-                if RE.is_match(value) {
-                    Ok(Self(value.to_owned()))
-                } else {
-                    Err(ParseError::custom(concat!(
-                        "String must match the pattern ",
-                        $pattern
-                    )))
-                }
+                match_pattern($pattern, value)
+                    .map(|()| Self(value.to_owned()))
+                    .map_err(ParseError::custom)
             }
         }
     };

@@ -4,8 +4,6 @@
 //! states its constraints in its schema, which the validator walks
 //! (`api::validation`), so spec and checks agree.
 
-use std::sync::LazyLock;
-
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -13,7 +11,10 @@ use poem_openapi::{
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::{api::validation::COUNTRY_FORMAT, domain::money::exact_decimal};
+use crate::{
+    api::validation::{COUNTRY_FORMAT, match_pattern},
+    domain::money::exact_decimal,
+};
 
 macro_rules! leaf_type {
     ($ty:ty, $name:literal, $schema:expr) => {
@@ -199,13 +200,10 @@ leaf_type!(
 
 impl ParseFromJSON for HsCode {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        static RE: LazyLock<regex::Regex> =
-            LazyLock::new(|| regex::Regex::new(HS_CODE_PATTERN).expect("a valid regex"));
         match value {
-            Some(Value::String(s)) if RE.is_match(&s) => Ok(Self(s)),
-            Some(Value::String(_)) => Err(ParseError::custom(format!(
-                "String must match the pattern {HS_CODE_PATTERN}"
-            ))),
+            Some(Value::String(s)) => match_pattern(HS_CODE_PATTERN, &s)
+                .map(|()| Self(s))
+                .map_err(ParseError::custom),
             other => Err(ParseError::expected_type(other.unwrap_or_default())),
         }
     }

@@ -293,12 +293,9 @@ impl<'v> Walker<'v> {
             );
         }
         if let Some(pattern) = &s.pattern
-            && !regex_for(pattern).is_match(text)
+            && let Err(message) = match_pattern(pattern, text)
         {
-            self.push(
-                "invalid_string",
-                format!("String must match the pattern {pattern}"),
-            );
+            self.push("invalid_string", message);
         } else if s.format == Some(COUNTRY_FORMAT) && celes::Country::from_alpha2(text).is_err() {
             self.push(
                 "invalid_string",
@@ -373,6 +370,17 @@ fn decimal_of(f: f64) -> Decimal {
             Decimal::from_str(&f.to_string()).expect("schema bound is a plain decimal")
         })
     })
+}
+
+/// `Ok` when `text` matches the schema `pattern`, else the message.
+/// Leaf types with a pattern check with it too (their regex is compiled
+/// once here, not on each check as poem-openapi's validator does).
+pub(crate) fn match_pattern(pattern: &str, text: &str) -> Result<(), String> {
+    if regex_for(pattern).is_match(text) {
+        Ok(())
+    } else {
+        Err(format!("String must match the pattern {pattern}"))
+    }
 }
 
 fn regex_for(pattern: &str) -> regex::Regex {

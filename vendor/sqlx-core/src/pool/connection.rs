@@ -203,6 +203,22 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             return;
         }
 
+        // EntryGo patch: a connection that needs nothing done before its
+        // next use goes back to the idle queue here, as `return_to_pool`
+        // would put it, instead of in a task spawned for it: a task and a
+        // wake-up per use otherwise, on every statement outside a
+        // transaction.
+        let reusable = self.live.as_ref().is_some_and(|live| {
+            !self.pool.is_closed()
+                && !is_beyond_max_lifetime(live, &self.pool.options)
+                && self.pool.options.after_release.is_none()
+                && !live.raw.needs_release_ping()
+        });
+        if reusable {
+            self.take_live().float(self.pool.clone()).release();
+            return;
+        }
+
         // We still need to spawn a task to maintain `min_connections`.
         if self.live.is_some() || self.pool.options.min_connections > 0 {
             crate::rt::spawn(self.return_to_pool());

@@ -331,6 +331,53 @@ async fn sqlite_keeps_no_memory_statistics() {
     assert_eq!(used, 0, "SQLite keeps memory statistics");
 }
 
+/// The bundled SQLite is built with `SQLITE_ENABLE_QPSG` (.cargo/config.toml):
+/// a cached statement keeps its plan whatever is bound to it. Without it,
+/// SQLite plans a bound `LIMIT` (every page's) as a constant and marks the
+/// statement for a fresh parse and plan whenever that argument is bound
+/// again, which the driver does on every execution.
+#[tokio::test]
+async fn sqlite_keeps_the_plan_of_a_cached_statement() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let probe = Probe::create(Backend::Sqlite).await.unwrap();
+    let conn = probe.db.conn();
+    for (after, limit) in [(0, 201), (5, 201), (9, 3)] {
+        conn.query_all_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT n FROM probe WHERE n > ? ORDER BY n LIMIT ?",
+            [after.into(), limit.into()],
+        ))
+        .await
+        .unwrap();
+    }
+    let mut pooled = conn.get_sqlite_connection_pool().acquire().await.unwrap();
+    let mut handle = pooled.lock_handle().await.unwrap();
+    let db = handle.as_raw_handle().as_ptr();
+    let mut reprepared = 0;
+    // SAFETY: the connection is locked by this task; `sqlite3_next_stmt`
+    // and `sqlite3_stmt_status` only read the statements it holds.
+    unsafe {
+        use libsqlite3_sys::{SQLITE_STMTSTATUS_REPREPARE, sqlite3_next_stmt, sqlite3_stmt_status};
+        let mut stmt = sqlite3_next_stmt(db, std::ptr::null_mut());
+        while !stmt.is_null() {
+            reprepared += sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
+            stmt = sqlite3_next_stmt(db, stmt);
+        }
+    }
+    assert_eq!(reprepared, 0, "a cached statement was planned again");
+}
+
+/// The bundled SQLite is built without `SQLITE_ENABLE_MEMORY_MANAGEMENT`
+/// (.cargo/config.toml), which libsqlite3-sys turns on: with it, the page
+/// caches of all connections share one lock that every page read takes.
+#[test]
+fn sqlite_page_caches_take_no_shared_lock() {
+    // SAFETY: reads a constant table of compile options.
+    let used =
+        unsafe { libsqlite3_sys::sqlite3_compileoption_used(c"ENABLE_MEMORY_MANAGEMENT".as_ptr()) };
+    assert_eq!(used, 0, "SQLite is built with ENABLE_MEMORY_MANAGEMENT");
+}
+
 /// SQLite's log is copied back into the database file by a checkpointer
 /// beside the writes, not inside the writer's commits (`db/wal.rs`); it
 /// must still keep up. Twelve commits of a megabyte each, a little apart:

@@ -42,6 +42,10 @@ both_backends! {
         let resp = app.get(&format!("/api/orders/{id}")).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(body_json(resp).await, synced);
+        // A page holds it the same, lines in the order sent (not by
+        // product ID: the hoodie's line comes before the cap's).
+        let page = body_json(app.get("/api/orders?externalId=wms-order-1001").await).await;
+        assert_eq!(page["data"], json!([synced]));
     }
 
     async fn unknown_and_foreign_ids_are_404(app) {

@@ -58,18 +58,76 @@ pub fn serialize_usd<S: serde::Serializer>(d: &Decimal, serializer: S) -> Result
     number.serialize(serializer)
 }
 
-/// [`serialize_usd`] of an amount held in micro-dollars.
+/// [`serialize_usd`] of an amount held in micro-dollars, written from the
+/// integer's digits rather than through a `Decimal` and its `Display`: a
+/// page of 200 orders writes 600 unit values.
 pub fn serialize_micros<S: serde::Serializer>(
     micros: &i64,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serialize_usd(&from_micros(*micros), serializer)
+    use serde::Serialize;
+    let number: serde_json::Number = micros_text(*micros)
+        .parse()
+        .map_err(serde::ser::Error::custom)?;
+    number.serialize(serializer)
+}
+
+/// `micros` as dollars in decimal text, normalised as [`serialize_usd`]
+/// writes them: 10,500,000 is `10.5`, 990,000 is `0.99`, 3,000,000 is `3`.
+fn micros_text(micros: i64) -> String {
+    const PLACES: usize = USD_SCALE as usize;
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(micros.unsigned_abs());
+    let whole_len = digits.len().saturating_sub(PLACES);
+    let (whole, fraction) = digits.split_at(whole_len);
+    let fraction = fraction.trim_end_matches('0');
+    let mut text = String::with_capacity(digits.len() + 3);
+    if micros < 0 {
+        text.push('-');
+    }
+    text.push_str(if whole.is_empty() { "0" } else { whole });
+    if !fraction.is_empty() {
+        text.push('.');
+        // Leading zeros of a fraction with fewer digits than places
+        // (990,000 micros is `0.99`, 5 is `0.000005`).
+        let written = digits.len() - whole_len;
+        text.extend(std::iter::repeat_n('0', PLACES - written));
+        text.push_str(fraction);
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn micros_are_written_as_their_normalised_decimal() {
+        for micros in [
+            0,
+            1,
+            5,
+            10,
+            990_000,
+            1_000_000,
+            3_000_000,
+            10_500_000,
+            123_456_789,
+            100_000_000_000,
+            1_000_000_000_000_001,
+            i64::MAX,
+            -1,
+            -10_500_000,
+            i64::MIN,
+        ] {
+            assert_eq!(
+                micros_text(micros),
+                from_micros(micros).to_string(),
+                "{micros} micros"
+            );
+        }
+    }
 
     fn micros(s: &str) -> i64 {
         to_micros(Decimal::from_str(s).unwrap()).unwrap()

@@ -23,7 +23,10 @@
 //!   `updatedSince` consumer pull: what each never saw (`support/feed.rs`);
 //! - G   (only when named in `ENTRYGO_BENCH_SCENARIOS`) growth: sequential
 //!   request times and storage at 10,000 orders in one account and at
-//!   `ENTRYGO_BENCH_GROWTH_ORDERS` (default 1,000,000; `support/growth.rs`).
+//!   `ENTRYGO_BENCH_GROWTH_ORDERS` (default 1,000,000; `support/growth.rs`);
+//! - I   (only when named) instructions the server executes per `GET` by
+//!   ID and per page of 200, counted by valgrind's callgrind
+//!   (`support/instructions.rs`).
 //!
 //! Every sync carries a fresh `Idempotency-Key` (except S4's replays), as
 //! clients are told to. Prints a table and writes `target/bench/load.json`.
@@ -53,6 +56,8 @@ mod feed;
 mod flood;
 #[path = "support/growth.rs"]
 mod growth;
+#[path = "support/instructions.rs"]
+mod instructions;
 #[path = "support/scripts.rs"]
 mod scripts;
 #[path = "support/server.rs"]
@@ -309,6 +314,19 @@ fn run_backend(backend: &str, database_url: &str, work: &Path, seconds: u64) -> 
             products: &products_g,
         };
         results.push(growth.run(backend));
+    }
+    // Only when asked: the server runs under callgrind, fifty times slower.
+    if only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|o| o == "I"))
+    {
+        let counted = instructions::Instructions {
+            database_url,
+            work,
+            key: &key,
+            order_ids: &order_ids,
+        };
+        results.push(counted.run(backend));
     }
     let rounds = |var: &str| {
         std::env::var(var)

@@ -49,13 +49,7 @@ pub fn total<I: IntoIterator<Item = (i64, i64)>>(lines: I) -> Option<Decimal> {
 /// Serialises an amount as its exact JSON number, normalised (`110.50` as
 /// `110.5`): the form the API documents for amounts.
 pub fn serialize_usd<S: serde::Serializer>(d: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
-    use serde::Serialize;
-    let number: serde_json::Number = d
-        .normalize()
-        .to_string()
-        .parse()
-        .map_err(serde::ser::Error::custom)?;
-    number.serialize(serializer)
+    serialize_number_text(&d.normalize().to_string(), serializer)
 }
 
 /// [`serialize_usd`] of an amount held in micro-dollars, written from the
@@ -65,10 +59,17 @@ pub fn serialize_micros<S: serde::Serializer>(
     micros: &i64,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
+    serialize_number_text(&micros_text(*micros), serializer)
+}
+
+/// Decimal text written as that JSON number, digit for digit
+/// (`serde_json/arbitrary_precision`).
+fn serialize_number_text<S: serde::Serializer>(
+    text: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     use serde::Serialize;
-    let number: serde_json::Number = micros_text(*micros)
-        .parse()
-        .map_err(serde::ser::Error::custom)?;
+    let number: serde_json::Number = text.parse().map_err(serde::ser::Error::custom)?;
     number.serialize(serializer)
 }
 

@@ -120,6 +120,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTRYGO_KEY_CACHE_MS", default_value_t = 1_000)]
     pub key_cache_ms: u64,
 
+    /// Mebibytes of rendered orders a process keeps for `GET
+    /// /api/orders/{id}`; each is answered from memory only after the
+    /// database confirms the order is unchanged. 0 turns it off.
+    #[arg(long, env = "ENTRYGO_ORDER_CACHE_MB", default_value_t = 16)]
+    pub order_cache_mb: u64,
+
     /// Bytes of request bodies the process holds at once, from reading them
     /// until their write has ended (each request counts at least 4 KiB);
     /// over it, writes are refused with 503 and `Retry-After`.
@@ -160,6 +166,7 @@ impl Default for ServeArgs {
             shutdown_timeout: 30,
             db_pool_size: default_pool_size(),
             key_cache_ms: 1_000,
+            order_cache_mb: 16,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             account_inflight_bytes: DEFAULT_ACCOUNT_INFLIGHT_BYTES,
             admission_wait_ms: 250,

@@ -31,6 +31,7 @@ use crate::{
     domain::{
         accounts::KeyCache,
         admission::{Admission, Limits},
+        orders::ReadCache,
         writer::Writer,
     },
     state::AppState,
@@ -77,6 +78,7 @@ impl Application {
                     order_writer: Writer::start(db.clone(), idempotency.clone()),
                     product_writer: Writer::start(db.clone(), idempotency.clone()),
                     known_products: Default::default(),
+                    order_reads: ReadCache::new(settings.serve.order_cache_mb << 20),
                     keys: KeyCache::new(Duration::from_millis(settings.serve.key_cache_ms)),
                     admission: Admission::new(Limits {
                         process_bytes: settings.serve.max_inflight_bytes,

@@ -144,11 +144,10 @@ impl OrdersApi {
         /// EntryGo order ID (`ord_…`).
         id: Path<String>,
     ) -> Result<GetOrderResponse, GetError> {
-        Ok(
-            domain::orders::get(&caller.state.db, &caller.account, &id.0)
-                .await?
-                .into(),
-        )
+        let state = &caller.state;
+        let body =
+            domain::orders::get(&state.db, &state.order_reads, &caller.account, &id.0).await?;
+        Ok(GetOrderResponse::Ok(JsonText::from_text(body)))
     }
 
     /// List orders

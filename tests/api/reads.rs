@@ -4,7 +4,9 @@ use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{TestApp, batch, body_json, order, seed_order_request, validation_issues},
+    helpers::{
+        ServerProcess, TestApp, batch, body_json, order, seed_order_request, validation_issues,
+    },
 };
 
 impl TestApp {
@@ -36,6 +38,53 @@ async fn sync_many(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
 }
 
 both_backends! {
+    async fn a_read_after_another_instance_changed_the_order_is_never_stale(app) {
+        // A process answers a `GET` from the orders it has rendered only
+        // while the database holds them unchanged: a change written by
+        // another instance, with its own memory, is read at once.
+        let first = batch(vec![order("fresh-1", &[("prod_cap_002", "1", "35")])]);
+        let id = body_json(app.sync_orders(&first).await).await["data"][0]["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/orders/{id}");
+        assert_eq!(body_json(app.get(&path).await).await["totalValueUsd"], 35);
+        let other = ServerProcess::start(&app.database_url);
+        let mut changed = order("fresh-1", &[("prod_hoodie_001", "2", "110"), ("prod_cap_002", "3", "35")]);
+        changed["destinationRegion"] = json!("CA");
+        let resp = app.client.post(format!("{}/api/orders/sync", other.address))
+            .bearer_auth(&app.api_key).json(&batch(vec![changed])).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let written = body_json(resp).await["data"][0].clone();
+        assert_eq!(written["totalValueUsd"], 325);
+        for _ in 0..2 {
+            let resp = app.get(&path).await;
+            assert_eq!(resp.status(), 200);
+            assert_eq!(body_json(resp).await, written);
+        }
+        // Another account's key finds nothing, though the order is in
+        // memory now.
+        let foreign = app.get_as(&app.other_api_key, &path).await;
+        assert_eq!(foreign.status(), 404);
+    }
+
+    async fn a_cached_order_is_answered_only_at_its_version(app) {
+        // What the cache answers is tied to the order's version: rows
+        // changed behind the server's back, version kept, are not seen (so
+        // the answer came from memory); a new version is read at once.
+        // Every sync that changes an order gives it a new version (the
+        // test above).
+        use sea_orm::ConnectionTrait;
+        let body = batch(vec![order("cached-1", &[("prod_cap_002", "1", "35")])]);
+        let id = body_json(app.sync_orders(&body).await).await["data"][0]["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/orders/{id}");
+        let before = body_json(app.get(&path).await).await;
+        let conn = app.state.db.conn();
+        conn.execute_unprepared(&format!("UPDATE order_items SET quantity = 9 WHERE order_id = '{id}'"))
+            .await.unwrap();
+        assert_eq!(body_json(app.get(&path).await).await, before);
+        conn.execute_unprepared(&format!("UPDATE orders SET change_seq = change_seq + 1 WHERE id = '{id}'"))
+            .await.unwrap();
+        assert_eq!(body_json(app.get(&path).await).await["items"][0]["quantity"], 9);
+    }
+
     async fn an_order_reads_back_in_the_sync_shape(app) {
         let synced = body_json(app.sync_orders(&seed_order_request()).await).await["data"][0].clone();
         let id = synced["id"].as_str().unwrap();

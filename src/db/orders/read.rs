@@ -52,6 +52,7 @@ impl OrderWithLines {
 struct HeadAndLine {
     #[sea_orm(nested)]
     head: OrderHead,
+    change_seq: i64,
     product_id: String,
     quantity: i64,
     unit_value_micros: i64,
@@ -104,6 +105,15 @@ pub(crate) fn select_with_lines(
         .expr_as(lines_json(backend), "lines")
 }
 
+/// An order read by [`find`]: its version (`change_seq`), its row and its
+/// lines in position order.
+#[derive(Debug)]
+pub struct Found {
+    pub version: i64,
+    pub head: OrderHead,
+    pub lines: Vec<LineOf>,
+}
+
 /// One order of the account with its lines in position order: one joined
 /// statement, a row per line (for a few rows, cheaper than aggregating
 /// them).
@@ -111,20 +121,54 @@ pub async fn find(
     conn: &impl ConnectionTrait,
     account: &str,
     id: &str,
-) -> Result<Option<(OrderHead, Vec<LineOf>)>, DbErr> {
+) -> Result<Option<Found>, DbErr> {
     let backend = conn.get_database_backend();
     // Bound in the order `find_query` filters: the ID, then the account.
-    let statement =
-        Statement::from_sql_and_values(backend, find_sql(backend), [id.into(), account.into()]);
+    let statement = Statement::from_sql_and_values(
+        backend,
+        rendered_once(&FIND_SQL, backend, || find_query("", "")),
+        [id.into(), account.into()],
+    );
     let rows = HeadAndLine::find_by_statement(statement).all(conn).await?;
-    let Some(head) = rows.first().map(|r| r.head.clone()) else {
+    let Some((head, version)) = rows.first().map(|r| (r.head.clone(), r.change_seq)) else {
         return Ok(None);
     };
     let lines = rows
         .into_iter()
         .map(|r| (r.product_id, r.quantity, r.unit_value_micros))
         .collect();
-    Ok(Some((head, lines)))
+    Ok(Some(Found {
+        version,
+        head,
+        lines,
+    }))
+}
+
+/// The version (`change_seq`) of one order of the account, `None` when the
+/// account has no such order. Every write that changes an order's content
+/// (its row or its lines) gives it a new `change_seq` in the same
+/// transaction (`upsert`), so an unchanged version means unchanged content:
+/// the check behind the order read cache (`domain::orders::ReadCache`).
+pub async fn version(
+    conn: &impl ConnectionTrait,
+    account: &str,
+    id: &str,
+) -> Result<Option<i64>, DbErr> {
+    let backend = conn.get_database_backend();
+    let statement = Statement::from_sql_and_values(
+        backend,
+        rendered_once(&VERSION_SQL, backend, || {
+            orders::Entity::find_by_id("")
+                .filter(orders::Column::AccountId.eq(""))
+                .select_only()
+                .column(orders::Column::ChangeSeq)
+        }),
+        [id.into(), account.into()],
+    );
+    match conn.query_one_raw(statement).await? {
+        Some(row) => Ok(Some(row.try_get_by_index(0)?)),
+        None => Ok(None),
+    }
 }
 
 /// The statement of [`find`] for `id` and `account`.
@@ -133,6 +177,7 @@ fn find_query(account: &str, id: &str) -> sea_orm::Select<orders::Entity> {
         .filter(orders::Column::AccountId.eq(account))
         .select_only()
         .columns(HEAD)
+        .column(orders::Column::ChangeSeq)
         .columns([
             order_items::Column::ProductId,
             order_items::Column::Quantity,
@@ -142,18 +187,28 @@ fn find_query(account: &str, id: &str) -> sea_orm::Select<orders::Entity> {
         .order_by_asc(order_items::Column::Position)
 }
 
-/// The SQL of [`find_query`], rendered once per backend. A `GET` is one
-/// short statement, and building it through the query builder on every
-/// request (expressions built, rendered and dropped) was a visible share
-/// of a read's CPU in a profile (README, "Performance").
-fn find_sql(backend: DbBackend) -> &'static str {
-    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+/// The SQL of a statement per backend, rendered once.
+type RenderedOnce = [OnceLock<String>; 3];
+
+static FIND_SQL: RenderedOnce = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+static VERSION_SQL: RenderedOnce = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+
+/// The SQL of `query` (its values are placeholders, bound per execution),
+/// rendered once per backend. A `GET` is one short statement, and building
+/// it through the query builder on every request (expressions built,
+/// rendered and dropped) was a visible share of a read's CPU in a profile
+/// (README, "Performance").
+fn rendered_once(
+    sql: &'static RenderedOnce,
+    backend: DbBackend,
+    query: impl FnOnce() -> sea_orm::Select<orders::Entity>,
+) -> &'static str {
     let slot = match backend {
-        DbBackend::Postgres => &SQL[0],
-        DbBackend::Sqlite => &SQL[1],
-        _ => &SQL[2],
+        DbBackend::Postgres => &sql[0],
+        DbBackend::Sqlite => &sql[1],
+        _ => &sql[2],
     };
-    slot.get_or_init(|| find_query("", "").build(backend).sql)
+    slot.get_or_init(|| query().build(backend).sql)
 }
 
 /// Most `updatedSince` matches a page is cut from.

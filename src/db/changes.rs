@@ -17,14 +17,14 @@
 //! the same functions.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Statement,
     sea_query::{Expr, ExprTrait},
 };
 
 use crate::db::{
     entities::{change_counter, orders},
-    orders::{OrderWithLines, select_with_lines},
+    orders::{LINES_AT, OrderWithLines, by_position, select_with_lines},
 };
 
 /// PostgreSQL's ID of the current transaction, as a `bigint`.
@@ -108,16 +108,24 @@ pub async fn page(
     horizon: i64,
     limit: u64,
 ) -> Result<Vec<ChangedOrder>, DbErr> {
-    page_query(txn.get_database_backend(), account, after, horizon, limit)
-        .into_model()
-        .all(txn)
-        .await
+    let query = page_query(txn.get_database_backend(), account, after, horizon, limit);
+    txn.query_all(&query.into_query())
+        .await?
+        .iter()
+        .map(|row| {
+            by_position(row, |row| {
+                Ok(ChangedOrder {
+                    order: OrderWithLines::at(row)?,
+                    change_seq: row.int(LINES_AT + 1)?,
+                })
+            })
+        })
+        .collect()
 }
 
 /// An order of the feed: as reads answer it, and its position.
-#[derive(Debug, FromQueryResult)]
+#[derive(Debug)]
 pub struct ChangedOrder {
-    #[sea_orm(nested)]
     pub order: OrderWithLines,
     pub change_seq: i64,
 }

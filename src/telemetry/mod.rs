@@ -33,7 +33,14 @@ pub fn init(format: LogFormat) -> Option<WorkerGuard> {
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The request's span (request ID, account) once, as `span`: it is
+        // the only span, so the list of enclosing spans would repeat it,
+        // and each is written by parsing its stored fields again.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
     };
     installed.is_ok().then_some(guard)
 }

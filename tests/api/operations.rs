@@ -178,7 +178,9 @@ both_backends! {
         let events: Vec<Value> = log.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
         assert!(
             events.iter().any(|e| e["message"] == "request"
-                && e["path"] == "/api/orders/sync" && e["status"] == 200),
+                && e["path"] == "/api/orders/sync" && e["status"] == 200
+                && e["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty())
+                && e["span"]["account_id"] == "acc_123"),
             "{log:?}"
         );
         assert_eq!(

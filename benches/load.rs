@@ -25,8 +25,8 @@
 //!   request times and storage at 10,000 orders in one account and at
 //!   `ENTRYGO_BENCH_GROWTH_ORDERS` (default 1,000,000; `support/growth.rs`);
 //! - I   (only when named) instructions the server executes per `GET` by
-//!   ID and per page of 200, counted by valgrind's callgrind
-//!   (`support/instructions.rs`).
+//!   ID (a first read, and a read of an order read before) and per page of
+//!   200, counted by valgrind's callgrind (`support/instructions.rs`).
 //!
 //! Every sync carries a fresh `Idempotency-Key` (except S4's replays), as
 //! clients are told to. Prints a table and writes `target/bench/load.json`.

@@ -289,7 +289,13 @@ impl<DB: Database> PoolInner<DB> {
                     };
 
                     // Attempt to connect...
-                    return self.connect(deadline, guard).await;
+                    //
+                    // EntryGo patch: boxed. Opening a connection (a TLS
+                    // handshake and the driver's startup) is a future of
+                    // kilobytes; inline, every acquire's future was as large,
+                    // and each caller's future around it, though nearly every
+                    // acquire takes an idle connection and never opens one.
+                    return Box::pin(self.connect(deadline, guard)).await;
                 }
             }
         )

@@ -27,18 +27,23 @@ pub fn init(format: LogFormat) -> Option<WorkerGuard> {
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("entrygo-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal());
+    let ansi = std::io::stderr().is_terminal();
     let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        // The request's span (request ID, account) once, as `span`: it is
-        // the only span, so the list of enclosing spans would repeat it,
-        // and each is written by parsing its stored fields again.
-        LogFormat::Json => builder
-            .json()
+        LogFormat::Text => fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .try_init(),
+        // json-subscriber writes the line tracing-subscriber's JSON format
+        // writes, but keeps each span's fields as JSON values instead of
+        // as text that every line parses back (and every `record` parses
+        // and writes again). The request's span once, as `span`: it is the
+        // only span, so the list of enclosing spans would repeat it.
+        LogFormat::Json => json_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
             .flatten_event(true)
+            .with_current_span(true)
             .with_span_list(false)
             .try_init(),
     };

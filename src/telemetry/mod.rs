@@ -27,12 +27,11 @@ pub fn init(format: LogFormat) -> Option<WorkerGuard> {
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("entrygo-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let ansi = std::io::stderr().is_terminal();
     let installed = match format {
         LogFormat::Text => fmt()
             .with_env_filter(filter)
             .with_writer(writer)
-            .with_ansi(ansi)
+            .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
         // json-subscriber writes the line tracing-subscriber's JSON format
         // writes, but keeps each span's fields as JSON values instead of

@@ -12,7 +12,8 @@
 //! - S3u re-syncs of existing orders with unchanged content, 32 connections;
 //! - S4  replays of one completed idempotent request, 32 connections;
 //! - S5  `GET /api/orders/{id}`, 32 connections;
-//! - S6  `GET /api/orders?limit=200` walking the cursor, 32 connections;
+//! - S6  `GET /api/orders?limit=200` walking the cursor over the 10,000
+//!   seeded orders, then starting over, 32 connections;
 //! - S1f S1 while a consumer follows the change feed in pages of 200;
 //! - P   previews of 1,000 orders × 3 lines (half changed, half new), one
 //!   at a time;

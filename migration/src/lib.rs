@@ -10,6 +10,7 @@ mod m20261128_000005_add_order_content_hash;
 mod m20261130_000006_add_order_change_seq;
 mod m20261130_000007_add_listing_indexes;
 mod m20261201_000008_drop_order_item_foreign_keys;
+mod m20261206_000009_add_order_lines_text;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_add_order_change_seq::Migration),
             Box::new(m20261130_000007_add_listing_indexes::Migration),
             Box::new(m20261201_000008_drop_order_item_foreign_keys::Migration),
+            Box::new(m20261206_000009_add_order_lines_text::Migration),
         ]
     }
 }

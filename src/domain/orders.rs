@@ -155,10 +155,6 @@ impl writer::Resource for Orders {
             })
             .collect();
         let ids = db::orders::upsert(txn, account, &rows).await?;
-        let lines: Vec<Vec<LineRow<'_>>> = syncs
-            .iter()
-            .flat_map(|(inputs, _)| inputs.iter().map(OrderInput::line_rows))
-            .collect();
         // The answers are rendered while the database writes the lines:
         // the statement is on the driver's side (SQLite's thread,
         // PostgreSQL's server) once `replace_lines` first waits.
@@ -180,7 +176,7 @@ impl writer::Resource for Orders {
                 .collect::<Vec<String>>()
         };
         let (written, bodies) =
-            futures_util::join!(db::orders::replace_lines(txn, &lines, &ids), render_answers);
+            futures_util::join!(db::orders::replace_lines(txn, &rows, &ids), render_answers);
         written?;
         let mut counts = ItemCounts::default();
         for (_, written) in &ids {
@@ -299,6 +295,7 @@ impl OrderInput {
             metadata: self.metadata.as_ref(),
             total_value_usd: total.to_string(),
             content_hash: hash,
+            lines: self.line_rows(),
         }
     }
 

@@ -1,7 +1,10 @@
 //! Migrations that rebuild or alter tables holding data: applied to a
 //! database that has rows, and rolled back, on both backends.
 
-use entrygo::db::{Db, accounts, entities::order_items};
+use entrygo::db::{
+    Db, accounts,
+    entities::{order_items, orders},
+};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryOrder, Statement};
 
@@ -78,7 +81,7 @@ async fn lines_lose_their_foreign_keys_and_keep_their_rows(backend: Backend) {
     let before = lines(&db).await;
     assert_eq!(item_foreign_keys(&db).await, ["order_id", "product_id"]);
 
-    Migrator::up(db.conn(), None).await.unwrap();
+    Migrator::up(db.conn(), Some(1)).await.unwrap();
     assert!(item_foreign_keys(&db).await.is_empty());
     assert_eq!(lines(&db).await, before);
     // IDs go on after the copied rows; (order_id, position) is still unique.
@@ -108,4 +111,122 @@ async fn order_lines_lose_their_foreign_keys_and_keep_their_rows_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_lines_lose_their_foreign_keys_and_keep_their_rows_postgres() {
     lines_lose_their_foreign_keys_and_keep_their_rows(Backend::Postgres).await;
+}
+
+/// The lines of the account's orders as a page reads them, by external ID.
+async fn page_lines(db: &Db, account: &str) -> Vec<(String, Vec<(String, i64, i64)>)> {
+    entrygo::db::orders::page(db.conn(), account, None, None, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let (head, lines) = o.into_parts().unwrap();
+            (head.external_id, lines)
+        })
+        .collect()
+}
+
+async fn orders_get_their_lines_as_text(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return crate::helpers::postgres_missing();
+    };
+    let db = Db::connect(&database.url, 2).await.unwrap();
+    // The schema before `m20261206_000009_add_order_lines_text`, with an
+    // order of three lines written in another order than their positions.
+    Migrator::up(db.conn(), Some(8)).await.unwrap();
+    accounts::insert_account(db.conn(), "acc_t", "T")
+        .await
+        .unwrap();
+    let now = "2026-12-06T00:00:00+00:00";
+    db.conn()
+        .execute_raw(Statement::from_string(
+            db.backend(),
+            format!(
+                "INSERT INTO orders (id, account_id, external_id, destination_country, \
+                 total_value_usd, created_at, updated_at, change_seq) \
+                 VALUES ('ord_t1', 'acc_t', 't-1', 'US', '6', '{now}', '{now}', 7)"
+            ),
+        ))
+        .await
+        .unwrap();
+    let line = |position: i32, product: &str, quantity: i64| order_items::ActiveModel {
+        order_id: Set("ord_t1".into()),
+        position: Set(position),
+        product_id: Set(product.into()),
+        quantity: Set(quantity),
+        unit_value_micros: Set(1_000_000),
+        ..Default::default()
+    };
+    order_items::Entity::insert_many([
+        line(2, "prd_c", 3),
+        line(0, "prd_a", 1),
+        line(1, "prd_b", 2),
+    ])
+    .exec(db.conn())
+    .await
+    .unwrap();
+    let expected = vec![(
+        "t-1".to_owned(),
+        vec![
+            ("prd_a".to_owned(), 1, 1_000_000),
+            ("prd_b".to_owned(), 2, 1_000_000),
+            ("prd_c".to_owned(), 3, 1_000_000),
+        ],
+    )];
+
+    // The migration fills in the text, current at the order's version.
+    Migrator::up(db.conn(), None).await.unwrap();
+    let order = orders::Entity::find_by_id("ord_t1")
+        .one(db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.lines_seq, order.change_seq);
+    let text: Vec<(String, i64, i64)> =
+        serde_json::from_str(order.lines.as_deref().unwrap()).unwrap();
+    assert_eq!(text, expected[0].1);
+    assert_eq!(page_lines(&db, "acc_t").await, expected);
+
+    // A process of the earlier version changes the lines and the version,
+    // not the text: reads answer the rows, not the stale text.
+    for sql in [
+        "UPDATE order_items SET quantity = 9 WHERE order_id = 'ord_t1' AND position = 1",
+        "UPDATE orders SET change_seq = change_seq + 1 WHERE id = 'ord_t1'",
+    ] {
+        db.conn()
+            .execute_raw(Statement::from_string(db.backend(), sql.to_owned()))
+            .await
+            .unwrap();
+    }
+    let mut changed = expected.clone();
+    changed[0].1[1].1 = 9;
+    assert_eq!(page_lines(&db, "acc_t").await, changed);
+
+    // A current text is what reads answer, without reading the rows.
+    db.conn()
+        .execute_raw(Statement::from_string(
+            db.backend(),
+            "UPDATE orders SET lines = '[[\"prd_x\",5,1]]', lines_seq = change_seq".to_owned(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        page_lines(&db, "acc_t").await,
+        [("t-1".to_owned(), vec![("prd_x".to_owned(), 5, 1)])]
+    );
+
+    // Rolled back, the rows are the lines.
+    Migrator::down(db.conn(), Some(1)).await.unwrap();
+    assert_eq!(lines(&db).await.len(), 3);
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_get_their_lines_as_text_sqlite() {
+    orders_get_their_lines_as_text(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_get_their_lines_as_text_postgres() {
+    orders_get_their_lines_as_text(Backend::Postgres).await;
 }

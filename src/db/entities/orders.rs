@@ -22,6 +22,11 @@ pub struct Model {
     pub updated_at: DateTimeWithTimeZone,
     pub content_hash: Option<String>,
     pub change_seq: i64,
+    /// The lines as JSON text, valid while `lines_seq` equals `change_seq`
+    /// (migration `m20261206_000009_add_order_lines_text`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub lines: Option<String>,
+    pub lines_seq: i64,
     #[sea_orm(
         belongs_to,
         from = "account_id",

@@ -30,6 +30,8 @@ pub struct OrderRow<'a> {
     /// Exact decimal text.
     pub total_value_usd: String,
     pub content_hash: &'a str,
+    /// Its lines, in request order.
+    pub lines: Vec<LineRow<'a>>,
 }
 
 /// A line of an order to write.
@@ -80,7 +82,12 @@ pub async fn upsert(
     let backend = conn.get_database_backend();
     let counter = stamp.counter();
     let mut columns = ORDER_COLUMNS.to_vec();
-    columns.extend(counter.map(|_| "change_seq"));
+    columns.extend(
+        counter
+            .map(|_| ["change_seq", "lines_seq"])
+            .into_iter()
+            .flatten(),
+    );
     let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());
     for chunk in sorted.chunks(chunk_rows(columns.len())) {
         let mut values = Vec::with_capacity(chunk.len() * columns.len());
@@ -97,16 +104,21 @@ pub async fn upsert(
                 Value::from(now),
                 Value::from(now),
                 Value::from(o.content_hash),
+                Value::from(lines_text(&o.lines)),
             ]);
-            values.extend(counter.map(Value::from));
+            values.extend(
+                counter
+                    .into_iter()
+                    .flat_map(|c| [Value::from(c), Value::from(c)]),
+            );
         }
         let sql = format!(
-            "{} {ORDER_ON_CONFLICT}, \"change_seq\" = {} \
+            "{} {ORDER_ON_CONFLICT}, \"change_seq\" = {stamp}, \"lines_seq\" = {stamp} \
              WHERE \"orders\".\"content_hash\" IS NULL \
              OR \"orders\".\"content_hash\" <> \"excluded\".\"content_hash\" \
              RETURNING \"id\", \"external_id\"",
             insert_sql(backend, "orders", &columns, chunk.len()),
-            stamp.on_update_sql(),
+            stamp = stamp.on_update_sql(),
         );
         for row in conn
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -144,9 +156,10 @@ pub async fn upsert(
         .collect()
 }
 
-/// The columns [`upsert`] writes, but `change_seq`: written on SQLite; on
-/// PostgreSQL, the column's default (the transaction's ID).
-const ORDER_COLUMNS: [&str; 11] = [
+/// The columns [`upsert`] writes, but `change_seq` and `lines_seq`:
+/// written on SQLite; on PostgreSQL, the columns' default (the
+/// transaction's ID).
+const ORDER_COLUMNS: [&str; 12] = [
     "id",
     "account_id",
     "external_id",
@@ -158,6 +171,7 @@ const ORDER_COLUMNS: [&str; 11] = [
     "created_at",
     "updated_at",
     "content_hash",
+    "lines",
 ];
 
 /// What an upsert updates in a stored order whose content changed
@@ -169,14 +183,15 @@ const ORDER_ON_CONFLICT: &str = "ON CONFLICT (\"account_id\", \"external_id\") D
     \"metadata\" = \"excluded\".\"metadata\", \
     \"total_value_usd\" = \"excluded\".\"total_value_usd\", \
     \"updated_at\" = \"excluded\".\"updated_at\", \
-    \"content_hash\" = \"excluded\".\"content_hash\"";
+    \"content_hash\" = \"excluded\".\"content_hash\", \
+    \"lines\" = \"excluded\".\"lines\"";
 
-/// Replaces the line items of the orders `ids` with `lines` (parallel to
-/// `ids`), in request order. Orders just inserted have no lines to delete;
-/// unchanged orders are skipped.
+/// Replaces the line items of the orders `ids` with the lines of `orders`
+/// (parallel to `ids`), in request order. Orders just inserted have no
+/// lines to delete; unchanged orders are skipped.
 pub async fn replace_lines(
     conn: &impl ConnectionTrait,
-    lines: &[Vec<LineRow<'_>>],
+    orders: &[OrderRow<'_>],
     ids: &[(String, Written)],
 ) -> Result<(), DbErr> {
     let updated: Vec<&str> = ids
@@ -190,12 +205,13 @@ pub async fn replace_lines(
             .exec(conn)
             .await?;
     }
-    let rows: Vec<(&str, i32, &LineRow<'_>)> = lines
+    let rows: Vec<(&str, i32, &LineRow<'_>)> = orders
         .iter()
         .zip(ids)
         .filter(|(_, (_, how))| *how != Written::Unchanged)
-        .flat_map(|(order_lines, (id, _))| {
-            order_lines
+        .flat_map(|(order, (id, _))| {
+            order
+                .lines
                 .iter()
                 .enumerate()
                 .map(move |(position, l)| (id.as_str(), position as i32, l))
@@ -220,6 +236,16 @@ pub async fn replace_lines(
             .await?;
     }
     Ok(())
+}
+
+/// `lines` as the JSON text an order's `lines` column holds and reads
+/// decode ([`OrderWithLines::into_parts`]).
+fn lines_text(lines: &[LineRow<'_>]) -> String {
+    let tuples: Vec<(&str, i64, i64)> = lines
+        .iter()
+        .map(|l| (l.product_id, l.quantity, l.unit_value_micros))
+        .collect();
+    serde_json::to_string(&tuples).expect("lines serialise")
 }
 
 /// The columns [`replace_lines`] writes.

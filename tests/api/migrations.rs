@@ -41,6 +41,42 @@ async fn lines(db: &Db) -> Vec<(i64, String, i32, String)> {
         .collect()
 }
 
+/// Writes an order and its lines as the schema of an earlier migration
+/// holds them, column by column (the entities describe the latest one):
+/// `lines` are (position, product, quantity), at $1 each.
+async fn insert_order_rows(
+    db: &Db,
+    (account, id, change_seq): (&str, &str, i64),
+    lines: &[(i32, &str, i64)],
+) {
+    let now = "2026-12-01T00:00:00+00:00";
+    db.conn()
+        .execute_raw(Statement::from_string(
+            db.backend(),
+            format!(
+                "INSERT INTO orders (id, account_id, external_id, destination_country, \
+                 total_value_usd, created_at, updated_at, change_seq) \
+                 VALUES ('{id}', '{account}', '{id}-ext', 'US', '3', '{now}', '{now}', {change_seq})"
+            ),
+        ))
+        .await
+        .unwrap();
+    let rows = lines
+        .iter()
+        .map(|&(position, product, quantity)| order_items::ActiveModel {
+            order_id: Set(id.into()),
+            position: Set(position),
+            product_id: Set(product.into()),
+            quantity: Set(quantity),
+            unit_value_micros: Set(1_000_000),
+            ..Default::default()
+        });
+    order_items::Entity::insert_many(rows)
+        .exec(db.conn())
+        .await
+        .unwrap();
+}
+
 async fn lines_lose_their_foreign_keys_and_keep_their_rows(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         return crate::helpers::postgres_missing();
@@ -54,18 +90,12 @@ async fn lines_lose_their_foreign_keys_and_keep_their_rows(backend: Backend) {
     accounts::ensure_products(db.conn(), "acc_m", &[("prd_m1", "m1", "One")])
         .await
         .unwrap();
-    let now = "2026-12-01T00:00:00+00:00";
-    db.conn()
-        .execute_raw(Statement::from_string(
-            db.backend(),
-            format!(
-                "INSERT INTO orders (id, account_id, external_id, destination_country, \
-                 total_value_usd, created_at, updated_at, change_seq) \
-                 VALUES ('ord_m1', 'acc_m', 'm-1', 'US', '3', '{now}', '{now}', 1)"
-            ),
-        ))
-        .await
-        .unwrap();
+    insert_order_rows(
+        &db,
+        ("acc_m", "ord_m1", 1),
+        &[(0, "prd_m1", 1), (1, "prd_m1", 1), (2, "prd_m1", 1)],
+    )
+    .await;
     let line = |position: i32| order_items::ActiveModel {
         order_id: Set("ord_m1".into()),
         position: Set(position),
@@ -74,10 +104,6 @@ async fn lines_lose_their_foreign_keys_and_keep_their_rows(backend: Backend) {
         unit_value_micros: Set(1_000_000),
         ..Default::default()
     };
-    order_items::Entity::insert_many([line(0), line(1), line(2)])
-        .exec(db.conn())
-        .await
-        .unwrap();
     let before = lines(&db).await;
     assert_eq!(item_foreign_keys(&db).await, ["order_id", "product_id"]);
 
@@ -137,36 +163,14 @@ async fn orders_get_their_lines_as_text(backend: Backend) {
     accounts::insert_account(db.conn(), "acc_t", "T")
         .await
         .unwrap();
-    let now = "2026-12-06T00:00:00+00:00";
-    db.conn()
-        .execute_raw(Statement::from_string(
-            db.backend(),
-            format!(
-                "INSERT INTO orders (id, account_id, external_id, destination_country, \
-                 total_value_usd, created_at, updated_at, change_seq) \
-                 VALUES ('ord_t1', 'acc_t', 't-1', 'US', '6', '{now}', '{now}', 7)"
-            ),
-        ))
-        .await
-        .unwrap();
-    let line = |position: i32, product: &str, quantity: i64| order_items::ActiveModel {
-        order_id: Set("ord_t1".into()),
-        position: Set(position),
-        product_id: Set(product.into()),
-        quantity: Set(quantity),
-        unit_value_micros: Set(1_000_000),
-        ..Default::default()
-    };
-    order_items::Entity::insert_many([
-        line(2, "prd_c", 3),
-        line(0, "prd_a", 1),
-        line(1, "prd_b", 2),
-    ])
-    .exec(db.conn())
-    .await
-    .unwrap();
+    insert_order_rows(
+        &db,
+        ("acc_t", "ord_t1", 7),
+        &[(2, "prd_c", 3), (0, "prd_a", 1), (1, "prd_b", 2)],
+    )
+    .await;
     let expected = vec![(
-        "t-1".to_owned(),
+        "ord_t1-ext".to_owned(),
         vec![
             ("prd_a".to_owned(), 1, 1_000_000),
             ("prd_b".to_owned(), 2, 1_000_000),
@@ -212,7 +216,7 @@ async fn orders_get_their_lines_as_text(backend: Backend) {
         .unwrap();
     assert_eq!(
         page_lines(&db, "acc_t").await,
-        [("t-1".to_owned(), vec![("prd_x".to_owned(), 5, 1)])]
+        [("ord_t1-ext".to_owned(), vec![("prd_x".to_owned(), 5, 1)])]
     );
 
     // Rolled back, the rows are the lines.

@@ -8,7 +8,7 @@ pub struct Migration;
 /// written by the upsert that writes the order, beside the `order_items`
 /// rows, which stay the lines' rows.
 ///
-/// Reads (`GET`, pages, the change feed) answered the lines by aggregating
+/// Pages and the change feed answered the lines by aggregating
 /// `order_items` per order: on PostgreSQL that aggregate was four fifths of
 /// a page of 200's time in the database (README, "Performance").
 ///

@@ -82,12 +82,7 @@ pub async fn upsert(
     let backend = conn.get_database_backend();
     let counter = stamp.counter();
     let mut columns = ORDER_COLUMNS.to_vec();
-    columns.extend(
-        counter
-            .map(|_| ["change_seq", "lines_seq"])
-            .into_iter()
-            .flatten(),
-    );
+    columns.extend(counter.map(|_| STAMP_COLUMNS).into_iter().flatten());
     let mut written: HashMap<String, (String, Written)> = HashMap::with_capacity(inputs.len());
     for chunk in sorted.chunks(chunk_rows(columns.len())) {
         let mut values = Vec::with_capacity(chunk.len() * columns.len());
@@ -109,7 +104,7 @@ pub async fn upsert(
             values.extend(
                 counter
                     .into_iter()
-                    .flat_map(|c| [Value::from(c), Value::from(c)]),
+                    .flat_map(|c| STAMP_COLUMNS.map(|_| Value::from(c))),
             );
         }
         let sql = format!(
@@ -173,6 +168,10 @@ const ORDER_COLUMNS: [&str; 12] = [
     "content_hash",
     "lines",
 ];
+
+/// The columns stamped with the write's `change_seq`: the order's version
+/// and the version its `lines` text was written at.
+const STAMP_COLUMNS: [&str; 2] = ["change_seq", "lines_seq"];
 
 /// What an upsert updates in a stored order whose content changed
 /// (`change_seq` is added per backend).

@@ -11,6 +11,7 @@ mod m20261130_000006_add_order_change_seq;
 mod m20261130_000007_add_listing_indexes;
 mod m20261201_000008_drop_order_item_foreign_keys;
 mod m20261206_000009_add_order_lines_text;
+mod m20261206_000010_key_orders_by_account_and_lines_by_order;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_add_listing_indexes::Migration),
             Box::new(m20261201_000008_drop_order_item_foreign_keys::Migration),
             Box::new(m20261206_000009_add_order_lines_text::Migration),
+            Box::new(m20261206_000010_key_orders_by_account_and_lines_by_order::Migration),
         ]
     }
 }

@@ -1,7 +1,8 @@
 //! What tests read from, or hold in, a test app's database directly: row
-//! versions that prove nothing was written, and locks that stall writers.
+//! versions and a log of line writes that prove nothing was written, and
+//! locks that stall writers.
 
-use entrygo::db::entities::{order_items, orders};
+use entrygo::db::entities::orders;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::helpers::TestApp;
@@ -41,17 +42,54 @@ impl TestApp {
         }
     }
 
-    /// Row IDs of every stored line: a line that is rewritten gets a new one.
-    pub async fn line_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = order_items::Entity::find()
-            .all(self.state.db.conn())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.id)
-            .collect();
-        ids.sort_unstable();
-        ids
+    /// From now on, logs every line written (inserted or updated) as its
+    /// order's ID and its position, read back by [`Self::line_writes`]: a
+    /// line rewritten with the same content shows up there, though its
+    /// row reads alike. A trigger does the logging, so it sees every
+    /// statement of every connection.
+    pub async fn log_line_writes(&self) {
+        let conn = self.state.db.conn();
+        let statements: &[&str] = match conn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => &[
+                "CREATE TABLE line_writes (order_id text NOT NULL, position integer NOT NULL)",
+                "CREATE FUNCTION log_line_write() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN INSERT INTO line_writes VALUES (NEW.order_id, NEW.position); \
+                 RETURN NULL; END $$",
+                "CREATE TRIGGER line_written AFTER INSERT OR UPDATE ON order_items \
+                 FOR EACH ROW EXECUTE FUNCTION log_line_write()",
+            ],
+            _ => &[
+                "CREATE TABLE line_writes (order_id TEXT NOT NULL, position INTEGER NOT NULL)",
+                "CREATE TRIGGER line_inserted AFTER INSERT ON order_items \
+                 BEGIN INSERT INTO line_writes VALUES (NEW.order_id, NEW.position); END",
+                "CREATE TRIGGER line_updated AFTER UPDATE ON order_items \
+                 BEGIN INSERT INTO line_writes VALUES (NEW.order_id, NEW.position); END",
+            ],
+        };
+        for sql in statements {
+            conn.execute_unprepared(sql).await.unwrap();
+        }
+    }
+
+    /// The lines written since [`Self::log_line_writes`], as (order ID,
+    /// position), sorted: one entry per write.
+    pub async fn line_writes(&self) -> Vec<(String, i32)> {
+        let conn = self.state.db.conn();
+        let sql = "SELECT order_id, position FROM line_writes ORDER BY order_id, position";
+        conn.query_all_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "order_id").unwrap(),
+                row.try_get("", "position").unwrap(),
+            )
+        })
+        .collect()
     }
 
     /// Blocks writers on the order `external_id` (which must exist) until

@@ -210,7 +210,7 @@ both_backends! {
             assert_eq!(synced[field], o[field], "{field}");
         }
         use sea_orm::EntityTrait;
-        let stored = entrygo::db::entities::orders::Entity::find_by_id(id.to_owned())
+        let stored = entrygo::db::entities::orders::Entity::find_by_id((app.account_id.clone(), id.to_owned()))
             .one(app.state.db.conn())
             .await
             .unwrap()

@@ -30,14 +30,24 @@ async fn item_foreign_keys(db: &Db) -> Vec<String> {
         .collect()
 }
 
+/// Every line as (surrogate `id`, order, position, product), in `id` order:
+/// raw SQL, as the `id` is a column of the schemas before
+/// `m20261206_000010_key_orders_by_account_and_lines_by_order` only.
 async fn lines(db: &Db) -> Vec<(i64, String, i32, String)> {
-    order_items::Entity::find()
-        .order_by_asc(order_items::Column::Id)
-        .all(db.conn())
+    let sql = "SELECT id, order_id, position, product_id FROM order_items ORDER BY id";
+    db.conn()
+        .query_all_raw(Statement::from_string(db.backend(), sql))
         .await
         .unwrap()
-        .into_iter()
-        .map(|l| (l.id, l.order_id, l.position, l.product_id))
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "id").unwrap(),
+                row.try_get("", "order_id").unwrap(),
+                row.try_get("", "position").unwrap(),
+                row.try_get("", "product_id").unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -69,7 +79,6 @@ async fn insert_order_rows(
             product_id: Set(product.into()),
             quantity: Set(quantity),
             unit_value_micros: Set(1_000_000),
-            ..Default::default()
         });
     order_items::Entity::insert_many(rows)
         .exec(db.conn())
@@ -102,7 +111,6 @@ async fn lines_lose_their_foreign_keys_and_keep_their_rows(backend: Backend) {
         product_id: Set("prd_m1".into()),
         quantity: Set(1),
         unit_value_micros: Set(1_000_000),
-        ..Default::default()
     };
     let before = lines(&db).await;
     assert_eq!(item_foreign_keys(&db).await, ["order_id", "product_id"]);
@@ -180,7 +188,7 @@ async fn orders_get_their_lines_as_text(backend: Backend) {
 
     // The migration fills in the text, current at the order's version.
     Migrator::up(db.conn(), Some(1)).await.unwrap();
-    let order = orders::Entity::find_by_id("ord_t1")
+    let order = orders::Entity::find_by_id(("acc_t".to_owned(), "ord_t1".to_owned()))
         .one(db.conn())
         .await
         .unwrap()
@@ -233,4 +241,178 @@ async fn orders_get_their_lines_as_text_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_get_their_lines_as_text_postgres() {
     orders_get_their_lines_as_text(Backend::Postgres).await;
+}
+
+/// The primary key's columns of `table`, in the key's order.
+async fn key_columns(db: &Db, table: &str) -> Vec<String> {
+    let sql = match db.backend() {
+        DbBackend::Postgres => format!(
+            "SELECT a.attname::text AS col FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+             WHERE i.indrelid = '{table}'::regclass AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)"
+        ),
+        _ => {
+            format!("SELECT name AS col FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk")
+        }
+    };
+    column_of(db, &sql, "col").await
+}
+
+/// The names of `orders`' indexes that migrations named (not the key's).
+async fn order_index_names(db: &Db) -> Vec<String> {
+    let sql = match db.backend() {
+        DbBackend::Postgres => {
+            "SELECT indexname::text AS name FROM pg_indexes \
+             WHERE tablename = 'orders' AND indexname NOT LIKE '%pkey' ORDER BY name"
+        }
+        _ => {
+            "SELECT name FROM pragma_index_list('orders') \
+             WHERE name NOT LIKE 'sqlite_autoindex%' ORDER BY name"
+        }
+    };
+    column_of(db, sql, "name").await
+}
+
+async fn column_of(db: &Db, sql: &str, column: &str) -> Vec<String> {
+    db.conn()
+        .query_all_raw(Statement::from_string(db.backend(), sql.to_owned()))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", column).unwrap())
+        .collect()
+}
+
+/// Every line, by its order and position, with its content.
+async fn line_rows(db: &Db) -> Vec<(String, i32, String, i64, i64)> {
+    let sql = "SELECT order_id, position, product_id, quantity, unit_value_micros \
+               FROM order_items ORDER BY order_id, position";
+    db.conn()
+        .query_all_raw(Statement::from_string(db.backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "order_id").unwrap(),
+                row.try_get("", "position").unwrap(),
+                row.try_get("", "product_id").unwrap(),
+                row.try_get("", "quantity").unwrap(),
+                row.try_get("", "unit_value_micros").unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn orders_and_lines_are_keyed_by_their_parents(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return crate::helpers::postgres_missing();
+    };
+    let db = Db::connect(&database.url, 2).await.unwrap();
+    // The schema before
+    // `m20261206_000010_key_orders_by_account_and_lines_by_order`, with
+    // orders of two accounts.
+    Migrator::up(db.conn(), Some(9)).await.unwrap();
+    for account in ["acc_k", "acc_l"] {
+        accounts::insert_account(db.conn(), account, "K")
+            .await
+            .unwrap();
+    }
+    insert_order_rows(
+        &db,
+        ("acc_k", "ord_k1", 3),
+        &[(1, "prd_b", 2), (0, "prd_a", 1)],
+    )
+    .await;
+    insert_order_rows(&db, ("acc_l", "ord_l1", 4), &[(0, "prd_c", 5)]).await;
+    let all_orders = || async {
+        orders::Entity::find()
+            .order_by_asc(orders::Column::Id)
+            .all(db.conn())
+            .await
+            .unwrap()
+    };
+    let (orders_before, lines_before) = (all_orders().await, line_rows(&db).await);
+    assert_eq!(key_columns(&db, "orders").await, ["id"]);
+    assert_eq!(key_columns(&db, "order_items").await, ["id"]);
+    let indexes_before = order_index_names(&db).await;
+    assert!(indexes_before.contains(&"ix_orders_account_id".to_owned()));
+
+    Migrator::up(db.conn(), Some(1)).await.unwrap();
+    assert_eq!(key_columns(&db, "orders").await, ["account_id", "id"]);
+    assert_eq!(
+        key_columns(&db, "order_items").await,
+        ["order_id", "position"]
+    );
+    let indexes: Vec<String> = indexes_before
+        .iter()
+        .filter(|n| *n != "ix_orders_account_id")
+        .cloned()
+        .collect();
+    assert_eq!(order_index_names(&db).await, indexes);
+    assert_eq!(all_orders().await, orders_before);
+    assert_eq!(line_rows(&db).await, lines_before);
+    if backend == Backend::Sqlite {
+        let sql = "SELECT wr FROM pragma_table_list WHERE name = 'order_items'";
+        let row = db
+            .conn()
+            .query_one_raw(Statement::from_string(db.backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.try_get::<i64>("", "wr").unwrap(),
+            1,
+            "order_items is WITHOUT ROWID"
+        );
+    }
+    // The keys hold: one line per (order, position), one order per
+    // (account, ID); the external ID is still unique within the account.
+    let line = order_items::ActiveModel {
+        order_id: Set("ord_k1".into()),
+        position: Set(1),
+        product_id: Set("prd_x".into()),
+        quantity: Set(1),
+        unit_value_micros: Set(1),
+    };
+    assert!(
+        order_items::Entity::insert(line)
+            .exec(db.conn())
+            .await
+            .is_err()
+    );
+    for (id, external) in [("ord_k1", "new-ext"), ("ord_k2", "ord_k1-ext")] {
+        let sql = format!(
+            "INSERT INTO orders (id, account_id, external_id, destination_country, \
+             total_value_usd, created_at, updated_at) \
+             VALUES ('{id}', 'acc_k', '{external}', 'US', '1', '2026-12-01T00:00:00+00:00', '2026-12-01T00:00:00+00:00')"
+        );
+        let written = db
+            .conn()
+            .execute_raw(Statement::from_string(db.backend(), sql))
+            .await;
+        assert!(written.is_err(), "{id} {external}");
+    }
+    assert_eq!(all_orders().await, orders_before);
+
+    // Rolled back: the keys, the index and a surrogate ID per line are back.
+    Migrator::down(db.conn(), Some(1)).await.unwrap();
+    assert_eq!(key_columns(&db, "orders").await, ["id"]);
+    assert_eq!(key_columns(&db, "order_items").await, ["id"]);
+    assert_eq!(order_index_names(&db).await, indexes_before);
+    assert_eq!(all_orders().await, orders_before);
+    assert_eq!(line_rows(&db).await, lines_before);
+    assert_eq!(lines(&db).await.len(), 3);
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_lines_are_keyed_by_their_parents_sqlite() {
+    orders_and_lines_are_keyed_by_their_parents(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_lines_are_keyed_by_their_parents_postgres() {
+    orders_and_lines_are_keyed_by_their_parents(Backend::Postgres).await;
 }

@@ -11,11 +11,9 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "order_items")]
 pub struct Model {
-    #[sea_orm(primary_key)]
-    pub id: i64,
-    #[sea_orm(unique_key = "ux_order_items_order_position")]
+    #[sea_orm(primary_key, auto_increment = false)]
     pub order_id: String,
-    #[sea_orm(unique_key = "ux_order_items_order_position")]
+    #[sea_orm(primary_key, auto_increment = false)]
     pub position: i32,
     pub product_id: String,
     pub quantity: i64,

@@ -6,10 +6,17 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "orders")]
 pub struct Model {
+    /// The key is `(account_id, id)` since
+    /// `m20261206_000010_key_orders_by_account_and_lines_by_order`: every
+    /// read of an order names its account.
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        unique_key = "ux_orders_account_external_id"
+    )]
+    pub account_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    #[sea_orm(unique_key = "ux_orders_account_external_id")]
-    pub account_id: String,
     #[sea_orm(unique_key = "ux_orders_account_external_id")]
     pub external_id: String,
     pub destination_country: String,

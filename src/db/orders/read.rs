@@ -221,11 +221,12 @@ pub async fn find(
     id: &str,
 ) -> Result<Option<Found>, DbErr> {
     let backend = conn.get_database_backend();
-    // Bound in the order `find_query` filters: the ID, then the account.
+    // Bound in the order `find_query` filters, the key's: the account, then
+    // the ID.
     let statement = Statement::from_sql_and_values(
         backend,
         rendered_once(&FIND_SQL, backend, || find_query("", "")),
-        [id.into(), account.into()],
+        [account.into(), id.into()],
     );
     let rows = conn
         .query_all_raw(statement)
@@ -255,15 +256,15 @@ pub async fn version(
     id: &str,
 ) -> Result<Option<i64>, DbErr> {
     let backend = conn.get_database_backend();
+    // Bound in the key's order, as in `find`.
     let statement = Statement::from_sql_and_values(
         backend,
         rendered_once(&VERSION_SQL, backend, || {
-            orders::Entity::find_by_id("")
-                .filter(orders::Column::AccountId.eq(""))
+            orders::Entity::find_by_id((String::new(), String::new()))
                 .select_only()
                 .column(orders::Column::ChangeSeq)
         }),
-        [id.into(), account.into()],
+        [account.into(), id.into()],
     );
     match conn.query_one_raw(statement).await? {
         Some(row) => Ok(Some(row.try_get_by_index(0)?)),
@@ -273,8 +274,7 @@ pub async fn version(
 
 /// The statement of [`find`] for `id` and `account`.
 fn find_query(account: &str, id: &str) -> sea_orm::Select<orders::Entity> {
-    orders::Entity::find_by_id(id)
-        .filter(orders::Column::AccountId.eq(account))
+    orders::Entity::find_by_id((account.to_owned(), id.to_owned()))
         .select_only()
         .columns(HEAD)
         .column(orders::Column::ChangeSeq)
@@ -397,6 +397,8 @@ pub fn since_page_query(
             Alias::new("matches"),
         )
         .from(orders::Entity)
+        // The account too: the key is (account_id, id).
+        .and_where(Expr::col((orders::Entity, orders::Column::AccountId)).eq(account))
         .and_where(Expr::col((orders::Entity, orders::Column::Id)).in_subquery(page_ids))
         .order_by((orders::Entity, orders::Column::Id), Order::Asc)
         .to_owned()

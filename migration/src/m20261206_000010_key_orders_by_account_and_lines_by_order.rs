@@ -44,25 +44,7 @@ impl MigrationTrait for Migration {
                     .await?;
                 Ok(())
             }
-            _ => {
-                rebuild_sqlite(
-                    manager,
-                    Orders::Table.into_iden(),
-                    orders_table(true),
-                    order_columns(),
-                )
-                .await?;
-                for index in order_indexes(false) {
-                    manager.create_index(index).await?;
-                }
-                rebuild_sqlite(
-                    manager,
-                    OrderItems::Table.into_iden(),
-                    lines_table(true),
-                    line_columns(),
-                )
-                .await
-            }
+            _ => rebuild_sqlite_tables(manager, true).await,
         }
     }
 
@@ -83,38 +65,35 @@ impl MigrationTrait for Migration {
                     .await?;
                 Ok(())
             }
-            _ => {
-                rebuild_sqlite(
-                    manager,
-                    Orders::Table.into_iden(),
-                    orders_table(false),
-                    order_columns(),
-                )
-                .await?;
-                for index in order_indexes(true) {
-                    manager.create_index(index).await?;
-                }
-                rebuild_sqlite(
-                    manager,
-                    OrderItems::Table.into_iden(),
-                    lines_table(false),
-                    line_columns(),
-                )
-                .await?;
-                manager
-                    .create_index(
-                        Index::create()
-                            .name("ux_order_items_order_position")
-                            .table(OrderItems::Table)
-                            .col(OrderItems::OrderId)
-                            .col(OrderItems::Position)
-                            .unique()
-                            .to_owned(),
-                    )
-                    .await
-            }
+            _ => rebuild_sqlite_tables(manager, false).await,
         }
     }
+}
+
+/// Rebuilds `orders` and `order_items` on SQLite, keyed by their parents
+/// (`composite`) or as migration 9 left them, with their indexes.
+async fn rebuild_sqlite_tables(manager: &SchemaManager<'_>, composite: bool) -> Result<(), DbErr> {
+    let orders = Orders::Table.into_iden();
+    rebuild_sqlite(manager, orders, orders_table(composite), order_columns()).await?;
+    for index in order_indexes(!composite) {
+        manager.create_index(index).await?;
+    }
+    let lines = OrderItems::Table.into_iden();
+    rebuild_sqlite(manager, lines, lines_table(composite), line_columns()).await?;
+    if !composite {
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_order_items_order_position")
+                    .table(OrderItems::Table)
+                    .col(OrderItems::OrderId)
+                    .col(OrderItems::Position)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// `orders` as migrations 3, 5, 6 and 9 left it on SQLite, keyed by

@@ -12,6 +12,7 @@ mod m20261130_000007_add_listing_indexes;
 mod m20261201_000008_drop_order_item_foreign_keys;
 mod m20261206_000009_add_order_lines_text;
 mod m20261206_000010_key_orders_by_account_and_lines_by_order;
+mod m20261206_000011_compress_stored_responses_with_lz4;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_drop_order_item_foreign_keys::Migration),
             Box::new(m20261206_000009_add_order_lines_text::Migration),
             Box::new(m20261206_000010_key_orders_by_account_and_lines_by_order::Migration),
+            Box::new(m20261206_000011_compress_stored_responses_with_lz4::Migration),
         ]
     }
 }

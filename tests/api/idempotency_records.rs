@@ -154,3 +154,34 @@ both_backends! {
         assert_eq!(app.order_count().await, 0);
     }
 }
+
+/// On PostgreSQL a stored response is compressed with lz4 (migration
+/// `m20261206_000011_compress_stored_responses_with_lz4`), and replays as
+/// it was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stored_responses_are_compressed_with_lz4_postgres() {
+    let Some(app) = crate::helpers::spawn_app(Backend::Postgres).await else {
+        return crate::helpers::postgres_missing();
+    };
+    // Large enough to be compressed: about 40 KB of answer.
+    let orders = (0..200)
+        .map(|i| order(&format!("lz4-{i}"), &[("prod_cap_002", "1", "19.99")]))
+        .collect();
+    let body = batch(orders);
+    let first = app.post_with_key(ORDERS, "lz4-key", &body).await;
+    assert_eq!(first.status(), 200);
+    let first = first.text().await.unwrap();
+    let sql = "SELECT pg_column_compression(response_body) AS method FROM idempotency_keys \
+               WHERE key = 'lz4-key'";
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        app.state.db.conn(),
+        sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(row.try_get::<String>("", "method").unwrap(), "lz4");
+    let again = app.post_with_key(ORDERS, "lz4-key", &body).await;
+    assert!(replayed(&again));
+    assert_eq!(again.text().await.unwrap(), first);
+}

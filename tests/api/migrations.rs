@@ -416,3 +416,43 @@ async fn orders_and_lines_are_keyed_by_their_parents_sqlite() {
 async fn orders_and_lines_are_keyed_by_their_parents_postgres() {
     orders_and_lines_are_keyed_by_their_parents(Backend::Postgres).await;
 }
+
+/// The compression method set on `idempotency_keys.response_body` on
+/// PostgreSQL (`l` lz4, empty: the server's default); SQLite compresses
+/// nothing (`None`).
+async fn response_compression(db: &Db) -> Option<String> {
+    if db.backend() != DbBackend::Postgres {
+        return None;
+    }
+    let sql = "SELECT attcompression::text AS method FROM pg_attribute \
+               WHERE attrelid = 'idempotency_keys'::regclass AND attname = 'response_body'";
+    column_of(db, sql, "method").await.pop()
+}
+
+async fn stored_responses_get_lz4(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return crate::helpers::postgres_missing();
+    };
+    let db = Db::connect(&database.url, 2).await.unwrap();
+    // The schema before
+    // `m20261206_000011_compress_stored_responses_with_lz4`.
+    Migrator::up(db.conn(), Some(10)).await.unwrap();
+    let default = response_compression(&db).await;
+    Migrator::up(db.conn(), Some(1)).await.unwrap();
+    let expected = (backend == Backend::Postgres).then(|| "l".to_owned());
+    assert_eq!(response_compression(&db).await, expected);
+    // Rolled back: the column follows the server's default again.
+    Migrator::down(db.conn(), Some(1)).await.unwrap();
+    assert_eq!(response_compression(&db).await, default);
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_responses_get_lz4_sqlite() {
+    stored_responses_get_lz4(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_responses_get_lz4_postgres() {
+    stored_responses_get_lz4(Backend::Postgres).await;
+}

@@ -71,7 +71,14 @@ impl Db {
                 // stale statistics inflate: after a burst of writes a list
                 // page was compiled on every execution, the compilation
                 // costing far more than the query (README, "Production").
-                .map_sqlx_postgres_opts(|o| o.options([("jit", "off")]))
+                // No parallel workers either, for the same reason: after
+                // a burst of writes a `GET`'s cached generic plan
+                // over-estimated an order's lines a thousandfold and
+                // gathered them with two workers, starting them on every
+                // execution.
+                .map_sqlx_postgres_opts(|o| {
+                    o.options([("jit", "off"), ("max_parallel_workers_per_gather", "0")])
+                })
                 .map_sqlx_sqlite_opts(move |o| {
                     let mut o = o
                         .create_if_missing(true)

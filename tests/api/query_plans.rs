@@ -96,20 +96,29 @@ both_backends! {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_connections_never_jit_compile() {
+async fn postgres_connections_never_jit_compile_nor_start_parallel_workers() {
     let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
         return crate::helpers::postgres_missing();
     };
-    // Every pooled connection: the setting is each session's own.
+    // Every pooled connection: the settings are each session's own.
     let sessions: Vec<_> = (0..4).map(|_| app.state.db.conn().begin()).collect();
     for txn in futures_util::future::join_all(sessions).await {
         let txn = txn.unwrap();
-        let row = txn
-            .query_one_raw(Statement::from_string(DbBackend::Postgres, "SHOW jit"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get::<String>("", "jit").unwrap(), "off");
+        for (setting, expected) in [("jit", "off"), ("max_parallel_workers_per_gather", "0")] {
+            let row = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SHOW {setting}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                row.try_get::<String>("", setting).unwrap(),
+                expected,
+                "{setting}"
+            );
+        }
         txn.rollback().await.unwrap();
     }
 }

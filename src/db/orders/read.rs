@@ -12,7 +12,7 @@ use sea_orm::{
     sqlx,
 };
 
-use crate::db::entities::{order_items, orders};
+use crate::db::entities::orders;
 
 /// An order as reads answer it: without metadata, timestamps, content
 /// hash or change position, which a read would only decode to drop.
@@ -58,28 +58,6 @@ impl OrderWithLines {
         let lines = serde_json::from_str(&self.lines)
             .map_err(|e| DbErr::Type(format!("lines of order {}: {e}", self.head.id)))?;
         Ok((self.head, lines))
-    }
-}
-
-/// One row of an order joined with one of its lines: the columns of
-/// [`HEAD`], then `change_seq` and the line's ([`find_query`]).
-#[derive(Debug)]
-struct HeadAndLine {
-    head: OrderHead,
-    change_seq: i64,
-    line: LineOf,
-}
-
-impl HeadAndLine {
-    fn decode(row: &QueryResult) -> Result<Self, DbErr> {
-        by_position(row, |row| {
-            let at = HEAD.len();
-            Ok(Self {
-                head: head_at(row)?,
-                change_seq: row.int(at)?,
-                line: (row.text(at + 1)?, row.int(at + 2)?, row.int(at + 3)?),
-            })
-        })
     }
 }
 
@@ -212,9 +190,10 @@ pub struct Found {
     pub lines: Vec<LineOf>,
 }
 
-/// One order of the account with its lines in position order: one joined
-/// statement, a row per line (for a few rows, cheaper than aggregating
-/// them).
+/// One order of the account with its lines in position order: one row,
+/// found by the key, its lines read from its text as pages read them
+/// ([`lines_json`]), so the statement touches no line row while the text
+/// is current.
 pub async fn find(
     conn: &impl ConnectionTrait,
     account: &str,
@@ -225,19 +204,16 @@ pub async fn find(
     // the ID.
     let statement = Statement::from_sql_and_values(
         backend,
-        rendered_once(&FIND_SQL, backend, || find_query("", "")),
+        rendered_once(&FIND_SQL, backend, || find_query(backend, "", "")),
         [account.into(), id.into()],
     );
-    let rows = conn
-        .query_all_raw(statement)
-        .await?
-        .iter()
-        .map(HeadAndLine::decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some((head, version)) = rows.first().map(|r| (r.head.clone(), r.change_seq)) else {
+    let Some(row) = conn.query_one_raw(statement).await? else {
         return Ok(None);
     };
-    let lines = rows.into_iter().map(|r| r.line).collect();
+    let (order, version) = by_position(&row, |row| {
+        Ok((OrderWithLines::at(row)?, row.int(LINES_AT + 1)?))
+    })?;
+    let (head, lines) = order.into_parts()?;
     Ok(Some(Found {
         version,
         head,
@@ -272,19 +248,14 @@ pub async fn version(
     }
 }
 
-/// The statement of [`find`] for `id` and `account`.
-fn find_query(account: &str, id: &str) -> sea_orm::Select<orders::Entity> {
-    orders::Entity::find_by_id((account.to_owned(), id.to_owned()))
-        .select_only()
-        .columns(HEAD)
-        .column(orders::Column::ChangeSeq)
-        .columns([
-            order_items::Column::ProductId,
-            order_items::Column::Quantity,
-            order_items::Column::UnitValueMicros,
-        ])
-        .inner_join(order_items::Entity)
-        .order_by_asc(order_items::Column::Position)
+/// The statement of [`find`] for `id` and `account`: the columns of a
+/// page's row, then `change_seq`.
+fn find_query(backend: DbBackend, account: &str, id: &str) -> sea_orm::Select<orders::Entity> {
+    select_with_lines(
+        orders::Entity::find_by_id((account.to_owned(), id.to_owned())),
+        backend,
+    )
+    .column(orders::Column::ChangeSeq)
 }
 
 /// The SQL of a statement per backend, rendered once.

@@ -72,10 +72,10 @@ impl Db {
                 // page was compiled on every execution, the compilation
                 // costing far more than the query (README, "Production").
                 // No parallel workers either, for the same reason: after
-                // a burst of writes a `GET`'s cached generic plan
-                // over-estimated an order's lines a thousandfold and
-                // gathered them with two workers, starting them on every
-                // execution.
+                // a burst of writes a `GET`'s cached generic plan (when it
+                // still joined the lines) over-estimated an order's lines a
+                // thousandfold and gathered them with two workers, starting
+                // them on every execution; any statement's plan can do so.
                 .map_sqlx_postgres_opts(|o| {
                     o.options([("jit", "off"), ("max_parallel_workers_per_gather", "0")])
                 })

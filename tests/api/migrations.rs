@@ -21,13 +21,16 @@ async fn item_foreign_keys(db: &Db) -> Vec<String> {
         }
         _ => "SELECT \"from\" AS col FROM pragma_foreign_key_list('order_items') ORDER BY col",
     };
-    db.conn()
-        .query_all_raw(Statement::from_string(db.backend(), sql))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "col").unwrap())
-        .collect()
+    column_of(db, sql, "col").await
+}
+
+/// A fresh database of `backend` with the first `applied` migrations, kept
+/// while the returned `TestDatabase` lives; `None` without PostgreSQL.
+async fn database_at(backend: Backend, applied: u32) -> Option<(TestDatabase, Db)> {
+    let database = TestDatabase::create(backend).await?;
+    let db = Db::connect(&database.url, 2).await.unwrap();
+    Migrator::up(db.conn(), Some(applied)).await.unwrap();
+    Some((database, db))
 }
 
 /// Every line as (surrogate `id`, order, position, product), in `id` order:
@@ -87,12 +90,10 @@ async fn insert_order_rows(
 }
 
 async fn lines_lose_their_foreign_keys_and_keep_their_rows(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
+    // The schema before `m20261201_000008_drop_order_item_foreign_keys`.
+    let Some((_database, db)) = database_at(backend, 7).await else {
         return crate::helpers::postgres_missing();
     };
-    let db = Db::connect(&database.url, 2).await.unwrap();
-    // The schema before `m20261201_000008_drop_order_item_foreign_keys`.
-    Migrator::up(db.conn(), Some(7)).await.unwrap();
     accounts::insert_account(db.conn(), "acc_m", "M")
         .await
         .unwrap();
@@ -161,13 +162,11 @@ async fn page_lines(db: &Db, account: &str) -> Vec<(String, Vec<(String, i64, i6
 }
 
 async fn orders_get_their_lines_as_text(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return crate::helpers::postgres_missing();
-    };
-    let db = Db::connect(&database.url, 2).await.unwrap();
     // The schema before `m20261206_000009_add_order_lines_text`, with an
     // order of three lines written in another order than their positions.
-    Migrator::up(db.conn(), Some(8)).await.unwrap();
+    let Some((_database, db)) = database_at(backend, 8).await else {
+        return crate::helpers::postgres_missing();
+    };
     accounts::insert_account(db.conn(), "acc_t", "T")
         .await
         .unwrap();
@@ -306,14 +305,12 @@ async fn line_rows(db: &Db) -> Vec<(String, i32, String, i64, i64)> {
 }
 
 async fn orders_and_lines_are_keyed_by_their_parents(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return crate::helpers::postgres_missing();
-    };
-    let db = Db::connect(&database.url, 2).await.unwrap();
     // The schema before
     // `m20261206_000010_key_orders_by_account_and_lines_by_order`, with
     // orders of two accounts.
-    Migrator::up(db.conn(), Some(9)).await.unwrap();
+    let Some((_database, db)) = database_at(backend, 9).await else {
+        return crate::helpers::postgres_missing();
+    };
     for account in ["acc_k", "acc_l"] {
         accounts::insert_account(db.conn(), account, "K")
             .await
@@ -430,13 +427,11 @@ async fn response_compression(db: &Db) -> Option<String> {
 }
 
 async fn stored_responses_get_lz4(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return crate::helpers::postgres_missing();
-    };
-    let db = Db::connect(&database.url, 2).await.unwrap();
     // The schema before
     // `m20261206_000011_compress_stored_responses_with_lz4`.
-    Migrator::up(db.conn(), Some(10)).await.unwrap();
+    let Some((_database, db)) = database_at(backend, 10).await else {
+        return crate::helpers::postgres_missing();
+    };
     let default = response_compression(&db).await;
     Migrator::up(db.conn(), Some(1)).await.unwrap();
     let expected = (backend == Backend::Postgres).then(|| "l".to_owned());

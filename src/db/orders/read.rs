@@ -7,7 +7,8 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QueryResult, QuerySelect, QueryTrait, RuntimeErr, Statement,
     sea_query::{
-        self, Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Order, Query, WithClause,
+        self, Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, JoinType, Order, Query,
+        WithClause,
     },
     sqlx,
 };
@@ -327,8 +328,18 @@ pub async fn page(
 /// matches (`m`, up to one more than [`SINCE_MATCHES_SORTED`]) are one
 /// range of `(account_id, updated_at, id)` read in its own order, so no
 /// plan but that index range serves them; the page is the first `limit`
-/// of them by ID, each row carrying how many matched (`matches`). The
-/// query-plan tests read it.
+/// of them by ID, each row carrying how many matched (`matches`), each
+/// order looked up by its key. The query-plan tests read it.
+///
+/// On PostgreSQL the look-up is a `LATERAL` subquery fenced by `OFFSET 0`,
+/// so it cannot be merged into a join: as a join (`id IN (…)` is one), the
+/// planner may read the whole account in ID order and keep the page's
+/// orders, which it does whenever it believes the account small. A cached
+/// generic plan believes that of every account when statistics are missing
+/// or when one account holds most of the rows, and a 1M-order account then
+/// took a second a page (README, "Growth"). Fenced, each of the page's IDs
+/// is one probe of the key whatever the statistics say. SQLite has no
+/// `LATERAL`; its planner looks each ID up by the key.
 pub fn since_page_query(
     backend: DbBackend,
     account: &str,
@@ -360,29 +371,51 @@ pub fn since_page_query(
         .expr(Expr::col(Asterisk).count())
         .from(m.clone())
         .to_owned();
-    Query::select()
+    let lines = Alias::new("lines");
+    // The key is (account_id, id): the account too.
+    let mut order = Query::select()
         .columns(HEAD.map(|c| (orders::Entity, c)))
-        .expr_as(lines_json(backend), Alias::new("lines"))
-        .expr_as(
-            Expr::SubQuery(None, Box::new(count.into())),
-            Alias::new("matches"),
-        )
+        .expr_as(lines_json(backend), lines.clone())
         .from(orders::Entity)
-        // The account too: the key is (account_id, id).
         .and_where(Expr::col((orders::Entity, orders::Column::AccountId)).eq(account))
-        .and_where(Expr::col((orders::Entity, orders::Column::Id)).in_subquery(page_ids))
-        .order_by((orders::Entity, orders::Column::Id), Order::Asc)
-        .to_owned()
-        .with(
-            WithClause::new()
-                .cte(
-                    CommonTableExpression::new()
-                        .query(matches)
-                        .table_name(m)
-                        .to_owned(),
+        .to_owned();
+    let mut page = match backend {
+        DbBackend::Postgres => {
+            let (p, o) = (Alias::new("p"), Alias::new("o"));
+            order
+                .and_where(
+                    Expr::col((orders::Entity, orders::Column::Id))
+                        .equals((p.clone(), orders::Column::Id)),
                 )
-                .to_owned(),
-        )
+                .offset(0);
+            Query::select()
+                .columns(HEAD.map(|c| (o.clone(), c)))
+                .column((o.clone(), lines))
+                .from_subquery(page_ids, p.clone())
+                .join_lateral(JoinType::InnerJoin, order, o, Expr::value(true))
+                .order_by((p, orders::Column::Id), Order::Asc)
+                .to_owned()
+        }
+        _ => order
+            .and_where(Expr::col((orders::Entity, orders::Column::Id)).in_subquery(page_ids))
+            .order_by((orders::Entity, orders::Column::Id), Order::Asc)
+            .to_owned(),
+    };
+    page.expr_as(
+        Expr::SubQuery(None, Box::new(count.into())),
+        Alias::new("matches"),
+    )
+    .to_owned()
+    .with(
+        WithClause::new()
+            .cte(
+                CommonTableExpression::new()
+                    .query(matches)
+                    .table_name(m)
+                    .to_owned(),
+            )
+            .to_owned(),
+    )
 }
 
 /// The statement of [`page`]: one range of `(account_id, id)`, of

@@ -3,9 +3,22 @@
 //! locks that stall writers.
 
 use entrygo::db::entities::orders;
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement, TryGetableMany};
 
 use crate::helpers::TestApp;
+
+/// The rows `sql` selects, each read by position into `T` (a column's type,
+/// or a tuple of them in the statement's column order): for tables and
+/// columns the entities do not describe, or catalogs.
+pub async fn rows<T: TryGetableMany>(conn: &impl ConnectionTrait, sql: &str) -> Vec<T> {
+    let statement = Statement::from_string(conn.get_database_backend(), sql);
+    conn.query_all_raw(statement)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_many_by_index().unwrap())
+        .collect()
+}
 
 impl TestApp {
     /// `updated_at` of every order, by external ID: proves that nothing
@@ -74,22 +87,8 @@ impl TestApp {
     /// The lines written since [`Self::log_line_writes`], as (order ID,
     /// position), sorted: one entry per write.
     pub async fn line_writes(&self) -> Vec<(String, i32)> {
-        let conn = self.state.db.conn();
         let sql = "SELECT order_id, position FROM line_writes ORDER BY order_id, position";
-        conn.query_all_raw(sea_orm::Statement::from_string(
-            conn.get_database_backend(),
-            sql,
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row.try_get("", "order_id").unwrap(),
-                row.try_get("", "position").unwrap(),
-            )
-        })
-        .collect()
+        rows(self.state.db.conn(), sql).await
     }
 
     /// Blocks writers on the order `external_id` (which must exist) until

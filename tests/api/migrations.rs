@@ -8,7 +8,7 @@ use entrygo::db::{
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryOrder, Statement};
 
-use crate::{helpers::Backend, test_database::TestDatabase};
+use crate::{db_probes::rows, helpers::Backend, test_database::TestDatabase};
 
 /// The foreign keys of `order_items`, by the column they constrain.
 async fn item_foreign_keys(db: &Db) -> Vec<String> {
@@ -21,7 +21,7 @@ async fn item_foreign_keys(db: &Db) -> Vec<String> {
         }
         _ => "SELECT \"from\" AS col FROM pragma_foreign_key_list('order_items') ORDER BY col",
     };
-    column_of(db, sql, "col").await
+    rows(db.conn(), sql).await
 }
 
 /// A fresh database of `backend` with the first `applied` migrations, kept
@@ -38,20 +38,7 @@ async fn database_at(backend: Backend, applied: u32) -> Option<(TestDatabase, Db
 /// `m20261206_000010_key_orders_by_account_and_lines_by_order` only.
 async fn lines(db: &Db) -> Vec<(i64, String, i32, String)> {
     let sql = "SELECT id, order_id, position, product_id FROM order_items ORDER BY id";
-    db.conn()
-        .query_all_raw(Statement::from_string(db.backend(), sql))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row.try_get("", "id").unwrap(),
-                row.try_get("", "order_id").unwrap(),
-                row.try_get("", "position").unwrap(),
-                row.try_get("", "product_id").unwrap(),
-            )
-        })
-        .collect()
+    rows(db.conn(), sql).await
 }
 
 /// Writes an order and its lines as the schema of an earlier migration
@@ -255,7 +242,7 @@ async fn key_columns(db: &Db, table: &str) -> Vec<String> {
             format!("SELECT name AS col FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk")
         }
     };
-    column_of(db, &sql, "col").await
+    rows(db.conn(), &sql).await
 }
 
 /// The names of `orders`' indexes that migrations named (not the key's).
@@ -270,38 +257,14 @@ async fn order_index_names(db: &Db) -> Vec<String> {
              WHERE name NOT LIKE 'sqlite_autoindex%' ORDER BY name"
         }
     };
-    column_of(db, sql, "name").await
-}
-
-async fn column_of(db: &Db, sql: &str, column: &str) -> Vec<String> {
-    db.conn()
-        .query_all_raw(Statement::from_string(db.backend(), sql.to_owned()))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", column).unwrap())
-        .collect()
+    rows(db.conn(), sql).await
 }
 
 /// Every line, by its order and position, with its content.
 async fn line_rows(db: &Db) -> Vec<(String, i32, String, i64, i64)> {
     let sql = "SELECT order_id, position, product_id, quantity, unit_value_micros \
                FROM order_items ORDER BY order_id, position";
-    db.conn()
-        .query_all_raw(Statement::from_string(db.backend(), sql))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row.try_get("", "order_id").unwrap(),
-                row.try_get("", "position").unwrap(),
-                row.try_get("", "product_id").unwrap(),
-                row.try_get("", "quantity").unwrap(),
-                row.try_get("", "unit_value_micros").unwrap(),
-            )
-        })
-        .collect()
+    rows(db.conn(), sql).await
 }
 
 async fn orders_and_lines_are_keyed_by_their_parents(backend: Backend) {
@@ -352,17 +315,8 @@ async fn orders_and_lines_are_keyed_by_their_parents(backend: Backend) {
     assert_eq!(line_rows(&db).await, lines_before);
     if backend == Backend::Sqlite {
         let sql = "SELECT wr FROM pragma_table_list WHERE name = 'order_items'";
-        let row = db
-            .conn()
-            .query_one_raw(Statement::from_string(db.backend(), sql))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            row.try_get::<i64>("", "wr").unwrap(),
-            1,
-            "order_items is WITHOUT ROWID"
-        );
+        let without_rowid: Vec<i64> = rows(db.conn(), sql).await;
+        assert_eq!(without_rowid, [1], "order_items is WITHOUT ROWID");
     }
     // The keys hold: one line per (order, position), one order per
     // (account, ID); the external ID is still unique within the account.
@@ -423,7 +377,7 @@ async fn response_compression(db: &Db) -> Option<String> {
     }
     let sql = "SELECT attcompression::text AS method FROM pg_attribute \
                WHERE attrelid = 'idempotency_keys'::regclass AND attname = 'response_body'";
-    column_of(db, sql, "method").await.pop()
+    rows(db.conn(), sql).await.pop()
 }
 
 async fn stored_responses_get_lz4(backend: Backend) {

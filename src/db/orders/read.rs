@@ -371,14 +371,9 @@ pub fn since_page_query(
         .expr(Expr::col(Asterisk).count())
         .from(m.clone())
         .to_owned();
-    let lines = Alias::new("lines");
     // The key is (account_id, id): the account too.
-    let mut order = Query::select()
-        .columns(HEAD.map(|c| (orders::Entity, c)))
-        .expr_as(lines_json(backend), lines.clone())
-        .from(orders::Entity)
-        .and_where(Expr::col((orders::Entity, orders::Column::AccountId)).eq(account))
-        .to_owned();
+    let order = orders::Entity::find().filter(orders::Column::AccountId.eq(account));
+    let mut order = select_with_lines(order, backend).into_query();
     let mut page = match backend {
         DbBackend::Postgres => {
             let (p, o) = (Alias::new("p"), Alias::new("o"));
@@ -389,8 +384,7 @@ pub fn since_page_query(
                 )
                 .offset(0);
             Query::select()
-                .columns(HEAD.map(|c| (o.clone(), c)))
-                .column((o.clone(), lines))
+                .column((o.clone(), Asterisk))
                 .from_subquery(page_ids, p.clone())
                 .join_lateral(JoinType::InnerJoin, order, o, Expr::value(true))
                 .order_by((p, orders::Column::Id), Order::Asc)
